@@ -1,0 +1,168 @@
+"""The small shared types every part speaks: parts import these and nothing of each other.
+
+Flow of one round: Task -> `Prompt`s -> Policy.sample -> `Sample`s -> Feedback -> `Scored`s
+-> Builder -> `SFTExample` | `PreferencePair` | `RLGroup` -> Objective.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+
+Split = Literal["train", "eval", "holdout"]
+SPLITS: tuple[str, ...] = ("train", "eval", "holdout")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One problem. `text` is exactly what the policy is conditioned on.
+
+    `answer` is the gold final answer (what `Task.score` compares against) and
+    `reference` the gold *completion* (scratchpad + answer, as the model should write
+    it): seeding, SPIN's chosen side and the supervised control train on it.
+    """
+
+    id: str
+    text: str
+    answer: str | None = None
+    reference: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    """One sampled continuation of a prompt, as the sampler returns it.
+
+    `logprobs[i]` is log pi(token_ids[i] | prefix) under the *sampling* distribution
+    (logits / temperature, before top-p truncation), the same quantity TRL's GRPO uses
+    for pi_old. `token_ids` include the end-of-sequence token when `finished`.
+    """
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    finished: bool
+
+
+@dataclass
+class Sample:
+    """A completion tied to its prompt (the unit feedback scores)."""
+
+    prompt: Prompt
+    completion: Completion
+    index: int = 0  # which of the n samples of this prompt
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+
+@dataclass
+class Scored:
+    """A sample with the reward the recipe's feedback gave it.
+
+    `reward` is what builders use. `correct` is ground truth when the task has it (kept
+    even when the recipe trains on a label-free reward, so monitors can measure reward
+    precision and reward hacking). `scores` holds every named signal for samples.jsonl.
+    """
+
+    sample: Sample
+    reward: float
+    correct: bool | None = None
+    answer: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """Train log p(completion | prompt) on completion tokens only."""
+
+    prompt: str
+    completion: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """chosen > rejected for one prompt; `margin` is their reward gap."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    margin: float = 0.0
+
+
+@dataclass
+class RLGroup:
+    """The G samples of one prompt with their advantages (one per sample).
+
+    `old_logprobs[i]` are the sampler's per-token log-probs for completion i (pi_old).
+    """
+
+    prompt: str
+    completions: list[str]
+    rewards: list[float]
+    advantages: list[float]
+    old_logprobs: list[list[float]]
+    completion_ids: list[list[int]]
+
+
+TrainData = list[SFTExample] | list[PreferencePair] | list[RLGroup]
+
+
+@dataclass
+class Built:
+    """A builder's output: training data plus counts for metrics.json (`train` block)."""
+
+    data: list[Any]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Prompts from deterministic, disjoint splits plus one scoring function."""
+
+    name: str
+
+    def prompts(self, split: str, n: int, round: int = 0) -> list[Prompt]:
+        """`n` prompts of `split`. `train` draws a fresh deterministic batch per round;
+        `eval`/`holdout` return the same fixed first-n problems whatever the round."""
+        ...
+
+    def extract(self, completion: str) -> str | None:
+        """The final answer in a completion, or None if it is malformed."""
+        ...
+
+    def score(self, prompt: Prompt, answer: str | None) -> float:
+        """Reward in [0, 1] for an extracted answer (0 for None)."""
+        ...
+
+    def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
+        """Score many completions at once (extract + score); code tasks batch sandbox runs."""
+        ...
+
+
+Progress = Callable[[int], None]
+
+
+class ProgressFactory(Protocol):
+    """`with ctx.progress("sampling", total) as advance: advance(k)` draws a progress bar."""
+
+    def __call__(self, description: str, total: int) -> Any: ...
+
+
+@dataclass
+class Context:
+    """What the loop hands every part call, so parts never import the loop.
+
+    `policy` is a `sharpen.policy.Policy` (typed loosely to keep the arrows one way).
+    `reference(which)` returns a frozen policy: "base" (the run's starting checkpoint) or
+    "last" (the policy as it was at the start of this round).
+    """
+
+    task: Task
+    policy: Any
+    round: int
+    seed: int
+    reference: Callable[[str], Any]
+    progress: ProgressFactory
+    threads: int = 1
