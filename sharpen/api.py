@@ -1,0 +1,126 @@
+"""The Python API; the CLI is a thin layer over these functions.
+
+    from sharpen import api
+    run_dir = api.run("star", ["rounds=2", "sample.n=4"])
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from sharpen import loop
+from sharpen.config import Recipe, load_recipe
+from sharpen.errors import UserError
+from sharpen.rundir import RunDir
+
+Log = Callable[[str], None]
+
+
+def run(recipe: str | Path | dict | Recipe, overrides: list[str] | None = None, out: str | Path | None = None,
+        log: Log = print, progress: Any = None) -> Path:
+    """Run a recipe (built-in name, YAML path, mapping or Recipe); returns the run directory."""
+    rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+    return loop.run(rec, out=out, log=log, progress=progress)
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None, log: Log = print, progress: Any = None) -> Path:
+    """Continue a run at its first incomplete round (`rounds=N` may extend it)."""
+    rec = loop.load_run_recipe(run_dir, overrides)
+    return loop.run(rec, out=run_dir, log=log, progress=progress)
+
+
+def seed(task: str | dict = "arithmetic", seed: int = 0, log: Log = print, progress: Any = None) -> Path:
+    """Train (or fetch from the cache) the tiny seed model for a task."""
+    from sharpen.seeding import load_or_train_seed
+
+    task_cfg = {"name": task} if isinstance(task, str) else task
+    return load_or_train_seed(task_cfg, seed=seed, log=log, progress=progress)
+
+
+def evaluate(checkpoint: str | Path, task: str | dict = "arithmetic", n: int = 500, k: int = 8,
+             splits: tuple[str, ...] = ("eval", "holdout"), seed: int = 0, progress: Any = None) -> dict[str, Any]:
+    """Held-out greedy / pass@k / maj@k of any local HF checkpoint on a task."""
+    from sharpen.policy import Policy
+    from sharpen.progress import RichProgress
+    from sharpen.tasks import make_task
+
+    rec = load_recipe({"name": "eval", "task": {"name": task} if isinstance(task, str) else task,
+                       "build": "sft", "objective": "sft", "eval": {"n": n, "k": k, "splits": list(splits)},
+                       "run": {"seed": seed}})
+    policy = Policy.load(checkpoint)
+    loop.set_threads(rec, policy)
+    return loop.evaluate(policy, make_task(rec.task), rec, progress or RichProgress())
+
+
+def control_recipe(rec: Recipe) -> Recipe:
+    """The honest ceiling for a rejection-sampling recipe: the same prompts and SFT
+    settings, trained on the task's true (reference) completions instead of kept samples."""
+    from sharpen.config import validate_recipe
+
+    data = rec.resolved()
+    data["name"] = rec.name + "-control"
+    data["description"] = "supervised control: SFT on the reference completions of the same prompts"
+    data["build"] = {"kind": "reference"}
+    data["run"]["out"] = None
+    return validate_recipe(data, "control")
+
+
+def _run_in_worker(data: dict[str, Any], out: str, tag: str) -> str:
+    from sharpen.config import validate_recipe
+
+    rec = validate_recipe(data, tag)
+    return str(loop.run(rec, out=out, log=lambda m: print(f"[{tag}] {m}", flush=True), progress=None))
+
+
+def run_parallel(jobs: dict[str, tuple[Recipe, Path]], workers: int = 2, log: Log = print) -> dict[str, Path]:
+    """Run several recipes in separate processes (one torch thread each), `workers` at a time.
+
+    The seed model of every job is trained first, here, so workers never race to train it."""
+    from sharpen.progress import RichProgress
+
+    for rec, _ in jobs.values():
+        loop.resolve_policy_path(rec, log, RichProgress())
+    out: dict[str, Path] = {}
+    if workers <= 1:
+        for tag, (rec, path) in jobs.items():
+            out[tag] = loop.run(rec, out=path, log=lambda m, t=tag: log(f"[{t}] {m}"))
+        return out
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = {tag: pool.submit(_run_in_worker, rec.resolved() | {"run": {**rec.resolved()["run"], "threads": 1}}, str(path), tag)
+                for tag, (rec, path) in jobs.items()}
+        for tag, fut in futs.items():
+            out[tag] = Path(fut.result())
+    return out
+
+
+def compare(recipes: list[str], budget: int, overrides: list[str] | None = None, out: str | Path | None = None,
+            workers: int = 2, log: Log = print) -> Path:
+    """Run each recipe from the same seed model with the same total sampling budget
+    (rounds x prompts_per_round x n == budget), then write compare.csv and compare.png."""
+    from sharpen.report.compare import plot, rows, write_csv
+
+    root = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    jobs: dict[str, tuple[Recipe, Path]] = {}
+    for name in recipes:
+        rec = load_recipe(name, overrides)
+        per_round = budget // (rec.rounds * rec.sample.n)
+        if per_round < 1:
+            raise UserError(f"--budget {budget}: too small for {name} ({rec.rounds} rounds x n={rec.sample.n} samples per prompt)")
+        rec = load_recipe(name, [*(overrides or []), f"sample.prompts_per_round={per_round}"])
+        jobs[rec.name] = (rec, root / rec.name)
+    runs = run_parallel(jobs, workers=workers, log=log)
+    table = rows(runs)
+    write_csv(table, root / "compare.csv")
+    plot(table, root / "compare.png")
+    return root
+
+
+def metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """metrics.json of every complete round of a run."""
+    rd = RunDir(run_dir)
+    if not rd.config_path.exists():
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    return rd.metrics()

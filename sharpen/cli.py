@@ -1,0 +1,213 @@
+"""`sharpen` command line: a thin typer layer over `sharpen.api`.
+
+A user mistake (bad recipe key or value, missing file, corrupt checkpoint) prints one
+`error:` line naming the field or file and the fix, and exits with code 2.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sharpen.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="sharpen: self-improving language models, one recipe per paper.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _log(msg: str) -> None:
+    console.print(msg, highlight=False)
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def metrics_table(metrics: list[dict], title: str, split: str = "holdout", control: list[dict] | None = None) -> Table:
+    """Round vs held-out accuracy (and the supervised control, when given)."""
+    t = Table(title=title)
+    k = next((m["splits"][split].get("k") for m in metrics if split in m["splits"]), 8)
+    for col in ("round", f"{split} greedy", f"pass@{k}", f"maj@{k}", "kept", "seconds"):
+        t.add_column(col, justify="right")
+    if control is not None:
+        t.add_column("control greedy", justify="right")
+    for i, m in enumerate(metrics):
+        s = m["splits"].get(split, {})
+        row = [str(m["round"]), _pct(s.get("greedy_accuracy")), _pct(s.get("pass_at_k")),
+               _pct(s.get("majority_accuracy")), str(m["train"].get("kept", "-")), f"{sum(m['seconds'].values()):.0f}"]
+        if control is not None:
+            row.append(_pct(control[i]["splits"].get(split, {}).get("greedy_accuracy")) if i < len(control) else "-")
+        t.add_row(*row)
+    return t
+
+
+@app.command()
+def seed(task: str = typer.Option("arithmetic", help="task to seed the tiny model on (arithmetic, code)"),
+         seed: int = typer.Option(0, help="seed of the model init and data order")) -> None:
+    """Train the built-in tiny model from scratch to partial competence (cached)."""
+    from sharpen import api
+    from sharpen.progress import RichProgress
+    from sharpen.seeding import seed_report
+
+    path = api.seed(task, seed, log=_log, progress=RichProgress())
+    rep = seed_report(path) or {}
+    _log(f"seed model: {path}")
+    if rep:
+        _log(f"steps {rep['steps']}, eval greedy {_pct(rep['eval_greedy_accuracy'])}, by op "
+             + ", ".join(f"{k} {_pct(v)}" for k, v in rep["by_op"].items())
+             + ("" if rep.get("in_band") else "  [outside the 20-50% band]"))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def run(recipe: str = typer.Argument(..., help="built-in recipe name or path to a recipe YAML"),
+        overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. rounds=1 sample.n=4"),
+        out: Optional[Path] = typer.Option(None, help="run directory (default runs/<name>-<time>)")) -> None:
+    """Run a recipe end to end: round 0 evaluation, then sample/score/build/train rounds."""
+    from sharpen import api
+    from sharpen.progress import RichProgress
+
+    path = api.run(recipe, overrides or [], out=out, log=_log, progress=RichProgress())
+    console.print(metrics_table(api.metrics(path), f"{path}"))
+
+
+@app.command()
+def resume(run_dir: Path = typer.Argument(..., help="a run directory"),
+           overrides: Optional[list[str]] = typer.Argument(None, help="only rounds=N or run.threads=N")) -> None:
+    """Continue a run at its first incomplete round."""
+    from sharpen import api
+    from sharpen.progress import RichProgress
+
+    path = api.resume(run_dir, overrides or [], log=_log, progress=RichProgress())
+    console.print(metrics_table(api.metrics(path), f"{path}"))
+
+
+@app.command("eval")
+def eval_(checkpoint: Path = typer.Argument(..., help="a local Hugging Face model directory"),
+          task: str = typer.Option("arithmetic", help="task name"),
+          n: int = typer.Option(500, min=1, help="prompts per split"),
+          k: int = typer.Option(8, min=0, help="samples per prompt for pass@k / maj@k"),
+          seed: int = typer.Option(0)) -> None:
+    """Evaluate a checkpoint on a task's held-out splits."""
+    from sharpen import api
+
+    res = api.evaluate(checkpoint, task, n=n, k=k, seed=seed)
+    t = Table(title=f"{checkpoint} on {task}")
+    for col in ("split", "greedy", f"pass@{k}", f"maj@{k}", "n"):
+        t.add_column(col, justify="right")
+    for split, s in res.items():
+        t.add_row(split, _pct(s["greedy_accuracy"]), _pct(s.get("pass_at_k")), _pct(s.get("majority_accuracy")), str(s["n"]))
+    console.print(t)
+
+
+@app.command()
+def demo(seed: int = typer.Option(0, help="seed for the seed model and the run"),
+         rounds: int = typer.Option(3, min=1),
+         out: Optional[Path] = typer.Option(None)) -> None:
+    """Seed the tiny model (if not cached), run STaR for 3 rounds next to its supervised
+    control, and print round vs held-out accuracy."""
+    from sharpen import api
+    from sharpen.config import load_recipe
+    from sharpen.seeding import seed_report
+    from sharpen.loop import resolve_policy_path
+    from sharpen.progress import RichProgress
+
+    t0 = time.time()
+    rec = load_recipe("star", [f"run.seed={seed}", f"rounds={rounds}"])
+    seed_path = resolve_policy_path(rec, _log, RichProgress())
+    rep = seed_report(seed_path) or {}
+    _log(f"seed model: {rep.get('steps')} steps, eval greedy {_pct(rep.get('eval_greedy_accuracy'))}")
+    root = out or Path(f"runs/demo-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    ctl = api.control_recipe(rec)
+    runs = api.run_parallel({"star": (rec, root / "star"), "control": (ctl, root / "control")}, workers=2, log=_log)
+    star, control = api.metrics(runs["star"]), api.metrics(runs["control"])
+    console.print(metrics_table(star, f"STaR on arithmetic, seed {seed} ({root})", control=control))
+    gain = star[-1]["splits"]["holdout"]["greedy_accuracy"] - star[0]["splits"]["holdout"]["greedy_accuracy"]
+    cgain = control[-1]["splits"]["holdout"]["greedy_accuracy"] - control[0]["splits"]["holdout"]["greedy_accuracy"]
+    _log(f"held-out greedy gain after {rounds} rounds: STaR {100 * gain:+.1f} points, "
+         f"supervised control {100 * cgain:+.1f} points ({time.time() - t0:.0f} s)")
+
+
+@app.command()
+def recipes(keys: bool = typer.Option(False, "--keys", help="also list every part and its knobs")) -> None:
+    """List the built-in recipes and the paper each reproduces."""
+    import yaml
+
+    from sharpen.config import builtin_recipes
+    from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS
+
+    t = Table(title="built-in recipes (sharpen run NAME)")
+    for col in ("name", "description", "paper"):
+        t.add_column(col)
+    for name, path in builtin_recipes().items():
+        data = yaml.safe_load(path.read_text())
+        t.add_row(name, data.get("description", ""), data.get("paper", ""))
+    console.print(t)
+    if keys:
+        for reg in (TASKS, FEEDBACK, BUILDERS, OBJECTIVES):
+            for name in reg.names():
+                e = reg.get(name)
+                fields = ", ".join(f"{f}={v.default!r}" for f, v in e.config.model_fields.items() if f not in ("kind", "name"))
+                _log(f"[bold]{reg.part}[/] {name}: {e.description}  ({fields})")
+
+
+@app.command()
+def compare(recipes: list[str] = typer.Argument(..., help="recipe names or YAML paths"),
+            budget: int = typer.Option(..., min=1, help="total training samples per recipe (rounds x prompts x n)"),
+            overrides: list[str] = typer.Option([], "--set", help="key=value applied to every recipe"),
+            out: Optional[Path] = typer.Option(None), workers: int = typer.Option(2, min=1)) -> None:
+    """Run recipes from the same seed model on one sampling budget; CSV + PNG side by side."""
+    from sharpen import api
+
+    root = api.compare(recipes, budget, overrides, out=out, workers=workers, log=_log)
+    t = Table(title=f"compare ({root}): holdout, per round")
+    import csv
+
+    rows = [r for r in csv.DictReader(open(root / "compare.csv")) if r["split"] == "holdout"]
+    for col in ("recipe", "round", "greedy", "pass@k", "maj@k", "kept"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        f = lambda x: _pct(float(x)) if x not in ("", "None") else "-"  # noqa: E731
+        t.add_row(r["recipe"], r["round"], f(r["greedy_accuracy"]), f(r["pass_at_k"]), f(r["majority_accuracy"]), r["kept"])
+    console.print(t)
+    _log(f"wrote {root / 'compare.csv'} and {root / 'compare.png'}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
+    """Print a run's per-round metrics table."""
+    from sharpen import api
+
+    console.print(metrics_table(api.metrics(run_dir), str(run_dir)))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        err.print(f"error: {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        raise e
+    except KeyboardInterrupt:
+        err.print("interrupted: finished rounds are saved; `sharpen resume RUN_DIR` continues")
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Recipes: YAML files validated by pydantic, with `key=value` overrides.
+
+A recipe names one choice per part (task, feedback, build, objective) by `kind`/`name`;
+each part's knobs are validated by the pydantic model it registered, so a typo or a bad
+value fails here, before any compute, with one line naming the field and the fix.
+"""
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sharpen.errors import UserError
+from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS, Registry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyConfig(_Strict):
+    path: str = Field("seed:arithmetic", description="'seed:<task>' (the built-in tiny model, seeded on that task) or a local Hugging Face model directory")
+
+
+class SampleConfig(_Strict):
+    n: int = Field(8, gt=0, description="samples per training prompt")
+    temperature: float = Field(0.8, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(32, gt=0)
+    prompts_per_round: int = Field(512, gt=0, description="training prompts sampled each round")
+    batch_size: int = Field(64, gt=0, description="prompts per sampling batch")
+
+
+class EvalConfig(_Strict):
+    splits: list[Literal["train", "eval", "holdout"]] = Field(default_factory=lambda: ["eval", "holdout"])
+    n: int = Field(500, gt=0, description="prompts evaluated per split")
+    k: int = Field(8, ge=0, description="samples per prompt for pass@k and majority vote (0: greedy only)")
+    temperature: float = Field(0.8, ge=0.0)
+    max_new_tokens: int = Field(32, gt=0)
+
+
+class RunConfig(_Strict):
+    seed: int = Field(0, description="seeds the seed model, every round's prompts, sampling and data order")
+    out: str | None = Field(None, description="run directory (default runs/<name>-<time>)")
+    threads: int | None = Field(None, gt=0, description="torch threads (default: 1 for the tiny model, all cores otherwise)")
+    control: bool = Field(False, description="also record supervised training on the true answers of the same prompts")
+
+
+class Recipe(_Strict):
+    """One self-improvement method: the parts it uses and their knobs."""
+
+    name: str
+    description: str = ""
+    paper: str = ""
+    task: Any
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    rounds: int = Field(3, gt=0)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    feedback: Any = "verifier"
+    build: Any
+    objective: Any
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    def resolved(self) -> dict[str, Any]:
+        """The fully resolved recipe (every default filled in) for config.yaml."""
+        out = self.model_dump(mode="json")
+        for part in ("task", "feedback", "build", "objective"):
+            val = getattr(self, part)
+            out[part] = val.model_dump(mode="json") if isinstance(val, BaseModel) else val
+        return out
+
+
+PARTS: dict[str, tuple[Registry, str]] = {
+    "task": (TASKS, "name"),
+    "feedback": (FEEDBACK, "kind"),
+    "build": (BUILDERS, "kind"),
+    "objective": (OBJECTIVES, "kind"),
+}
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Recipe name -> path of the YAML files shipped in sharpen/recipes/."""
+    root = Path(str(importlib.resources.files("sharpen") / "recipes"))
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc if not str(x).startswith("function-"))
+
+
+def _one_line(source: str, prefix: str, err: ValidationError) -> UserError:
+    e = err.errors()[0]
+    field = ".".join(p for p in (prefix, _where(e["loc"])) if p)
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; `sharpen recipes --keys` lists the knobs)"
+    elif e["type"] == "missing":
+        msg = "missing: add it to the recipe or pass " + f"{field}=..."
+    elif "input" in e and not isinstance(e["input"], (dict, list)):
+        msg += f" (got {e['input']!r})"
+    return UserError(f"{source}: {field}: {msg}")
+
+
+def _validate_part(source: str, part: str, value: Any) -> BaseModel:
+    registry, key = PARTS[part]
+    if isinstance(value, str):
+        value = {key: value}
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: {part}: expected a mapping with `{key}:` (got {value!r})")
+    name = value.get(key)
+    if name is None:
+        raise UserError(f"{source}: {part}.{key}: missing; one of {', '.join(registry.names())}")
+    try:
+        entry = registry.get(str(name))
+    except KeyError:
+        raise UserError(f"{source}: {part}.{key}: unknown {registry.part} {name!r}; one of {', '.join(registry.names())}") from None
+    try:
+        return entry.config.model_validate(value)
+    except ValidationError as err:
+        raise _one_line(source, part, err) from None
+
+
+def parse_value(text: str) -> Any:
+    """An override's value is YAML: `4`, `0.8`, `[1, 3]`, `base`, `null`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides to a raw recipe mapping (in place)."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r}: expected key=value, e.g. rounds=1 or sample.n=4")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise UserError(f"override {item!r}: empty key segment")
+        node = data
+        for p in parts[:-1]:
+            cur = node.get(p)
+            if isinstance(cur, str) and p in PARTS:
+                cur = {PARTS[p][1]: cur}
+            if cur is None:
+                cur = {}
+            if not isinstance(cur, dict):
+                raise UserError(f"override {item!r}: {p} is not a section")
+            node[p] = cur
+            node = cur
+        node[parts[-1]] = parse_value(raw)
+    return data
+
+
+def read_recipe_file(ref: str) -> tuple[str, dict[str, Any]]:
+    """Resolve a built-in name or a YAML path to (source label, raw mapping)."""
+    builtins = builtin_recipes()
+    path = builtins.get(ref) or Path(ref)
+    if not path.exists():
+        raise UserError(f"recipe {ref!r}: no such file or built-in recipe; built-ins: {', '.join(builtins)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read recipe ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe is a YAML mapping (name:, task:, build:, objective:, ...)")
+    return str(path), data
+
+
+def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as err:
+        raise _one_line(source, "", err) from None
+    for part in PARTS:
+        setattr(recipe, part, _validate_part(source, part, getattr(recipe, part)))
+    return recipe
+
+
+def load_recipe(ref: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe (built-in name, YAML path or mapping), apply overrides, validate."""
+    if isinstance(ref, dict):
+        source, data = "recipe", dict(ref)
+    else:
+        source, data = read_recipe_file(str(ref))
+    apply_overrides(data, list(overrides or []))
+    return validate_recipe(data, source)

@@ -1,0 +1,87 @@
+"""Held-out measurement: greedy accuracy, pass@k and majority-vote accuracy per split.
+
+Every gain a recipe claims is a difference of these numbers between round 0 (the
+starting policy) and later rounds, on prompts no round trains on.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from math import comb
+from typing import Any, Sequence
+
+import torch
+
+from sharpen.types import Prompt, Task
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al., 2021, eq. 1)."""
+    if k > n:
+        raise ValueError(f"pass@k needs k <= n (k={k}, n={n})")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def majority_vote(answers: Sequence[str | None]) -> str | None:
+    """Most frequent extracted answer (None, a malformed answer, never wins); ties go to
+    the answer seen first, so the vote is deterministic."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a in answers if a is not None and counts[a] == best)
+
+
+def evaluate_split(
+    policy: Any,
+    task: Task,
+    prompts: list[Prompt],
+    *,
+    k: int,
+    temperature: float,
+    max_new_tokens: int,
+    generator: torch.Generator,
+    batch_size: int = 64,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Greedy accuracy, pass@k (k samples per prompt) and maj@k accuracy on `prompts`."""
+    texts = [p.text for p in prompts]
+    greedy = policy.greedy(texts, max_new_tokens=max_new_tokens)
+    greedy_scores = task.score_batch(prompts, greedy)
+    result: dict[str, Any] = {"greedy_accuracy": sum(s >= 1.0 for s in greedy_scores) / len(prompts)}
+    if k > 0:
+        groups = policy.sample(
+            texts, n=k, temperature=temperature, max_new_tokens=max_new_tokens,
+            generator=generator, batch_size=batch_size, progress=progress,
+        )
+        flat_p = [p for p, g in zip(prompts, groups) for _ in g]
+        flat_c = [c.text for g in groups for c in g]
+        scores = task.score_batch(flat_p, flat_c)
+        pass_k = maj = 0.0
+        for i, (p, g) in enumerate(zip(prompts, groups)):
+            s = scores[i * k : (i + 1) * k]
+            pass_k += pass_at_k(k, sum(x >= 1.0 for x in s), k)
+            voted = majority_vote([task.extract(c.text) for c in g])
+            maj += task.score(p, voted) >= 1.0 if voted is not None else 0.0
+        result["pass_at_k"] = pass_k / len(prompts)
+        result["majority_accuracy"] = maj / len(prompts)
+    result["k"] = k
+    result["n"] = len(prompts)
+    by_op = _by_group(prompts, greedy_scores)
+    if by_op:
+        result["greedy_by_op"] = by_op
+    return result
+
+
+def _by_group(prompts: list[Prompt], scores: list[float]) -> dict[str, float]:
+    """Greedy accuracy per `meta['op']` (arithmetic) when the task tags prompts."""
+    tot: Counter[str] = Counter()
+    hit: Counter[str] = Counter()
+    for p, s in zip(prompts, scores):
+        op = p.meta.get("op") if p.meta else None
+        if op is None:
+            continue
+        tot[op] += 1
+        hit[op] += s >= 1.0
+    return {op: hit[op] / tot[op] for op in sorted(tot)}
