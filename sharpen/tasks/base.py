@@ -1,0 +1,99 @@
+"""Base classes so a task writes only its problems, `extract` and `score`.
+
+Two shapes of task share the split rules of `splits.py`:
+- `ProceduralTask`: an endless generator (`generate(rng)`); train draws fresh problems
+  every round, eval/holdout are the first n distinct problems of a fixed stream.
+- `PoolTask`: a finite set of problems per split (`pool(split)`, e.g. a JSONL file);
+  train draws a per-round sample of the pool, eval/holdout are its first n.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+from sharpen.errors import UserError
+from sharpen.tasks.splits import check_split, derive_seed, round_batch, take_split
+from sharpen.types import Prompt
+
+
+class BaseTask(ABC):
+    """The `sharpen.types.Task` protocol with `score_batch` written once."""
+
+    name: str
+    seed: int
+
+    @abstractmethod
+    def prompts(self, split: str, n: int, round: int = 0) -> list[Prompt]: ...
+
+    @abstractmethod
+    def extract(self, completion: str) -> str | None:
+        """The final answer in a completion, or None if it is malformed."""
+
+    @abstractmethod
+    def score(self, prompt: Prompt, answer: str | None) -> float:
+        """Reward in [0, 1] for an extracted answer (0 for None)."""
+
+    def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
+        """extract + score per item; tasks with costly checks (code) override to batch them."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"score_batch: {len(prompts)} prompts but {len(completions)} completions")
+        return [self.score(p, self.extract(c)) for p, c in zip(prompts, completions)]
+
+
+class ProceduralTask(BaseTask):
+    """A task with an endless generator: subclasses write `generate` (and `canonical`)."""
+
+    @abstractmethod
+    def generate(self, rng: random.Random) -> Prompt:
+        """One random problem; all randomness must come from `rng` (determinism)."""
+
+    def canonical(self, prompt: Prompt) -> str:
+        """The problem's identity for splitting: equal problems must map to equal keys."""
+        return prompt.text
+
+    def prompts(self, split: str, n: int, round: int = 0) -> list[Prompt]:
+        check_split(split)
+        # eval/holdout ignore the round: the same fixed problems measure every round.
+        rng = random.Random(derive_seed(self.seed, self.name, split, round if split == "train" else 0))
+        stream = (self.generate(rng) for _ in itertools.count())
+        got = take_split(stream, self.canonical, split, self.seed, n, distinct=split != "train")
+        if len(got) < n:
+            raise UserError(
+                f"task: {self.name} has only {len(got)} distinct {split!r} problems under this config "
+                f"but {n} were asked; ask for fewer or widen the task (e.g. task.difficulty)"
+            )
+        return got
+
+
+class PoolTask(BaseTask):
+    """A task with a finite problem set per split: subclasses write `pool`."""
+
+    @abstractmethod
+    def pool(self, split: str) -> Sequence[Prompt]:
+        """Every problem of `split`, in a fixed order."""
+
+    def prompts(self, split: str, n: int, round: int = 0) -> list[Prompt]:
+        """At most `n` prompts: a finite split cannot give more than it holds."""
+        check_split(split)
+        pool = self.pool(split)
+        if split == "train":
+            return round_batch(pool, n, self.seed, round)
+        return list(pool[:n])
+
+
+def final_answer(completion: str, prefix: str | None = None) -> str | None:
+    """The answer a free-text completion ends with, or None if there is none.
+
+    With `prefix` (e.g. "Answer:") present, the rest of the line after its last
+    occurrence; otherwise the last non-empty line. Stripped either way, because models
+    pad with spaces and newlines that say nothing about correctness.
+    """
+    if prefix and prefix in completion:
+        text = completion.rsplit(prefix, 1)[1].split("\n", 1)[0]
+    else:
+        lines = [line for line in completion.splitlines() if line.strip()]
+        text = lines[-1] if lines else ""
+    text = text.strip()
+    return text or None
