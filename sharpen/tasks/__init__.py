@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
-from sharpen.tasks import arithmetic, jsonl  # noqa: F401  (registers tasks)
+from sharpen.tasks import arithmetic, jsonl, reasoning_gym  # noqa: F401  (registers tasks)
 from sharpen.tasks.base import BaseTask, PoolTask, ProceduralTask, final_answer
 from sharpen.types import Task
 
