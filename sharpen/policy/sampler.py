@@ -1,0 +1,178 @@
+"""Fast batched sampling for any transformers causal LM, with per-token log-probs.
+
+Rollouts dominate a self-improvement round, and on CPU the step is compute-bound at
+large batches (shared/notes/calibration.md), so the wins are in not computing what is
+not needed, each of which `model.generate` pays for:
+
+- the prompt prefix is prefilled ONCE per prompt and its KV cache repeated n times
+  (`generate(num_return_sequences=n)` prefills every copy);
+- each step computes logits for the last position only (`logits_to_keep=1`);
+- rows that emitted eos are dropped from the batch and from the KV cache every step
+  (`generate` keeps decoding finished rows as padding until the longest one stops);
+- prompts are sorted by length before batching, and a batch without padding runs with
+  no attention mask at all (the model then uses its plain causal path).
+
+Prompts of different lengths in one batch are left-padded, with an attention mask and
+explicit position ids, so models with rotary (Llama) and absolute (GPT-2) positions
+both see each token at its true position.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+
+@dataclass
+class Rollout:
+    """One sampled continuation: ids (eos included when `finished`) and their log-probs."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finished: bool
+
+
+@lru_cache(maxsize=None)
+def _forward_params(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters)
+
+
+def forward_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                   position_ids: torch.Tensor, cache: DynamicCache | None = None, keep: int = 0) -> torch.Tensor:
+    """Logits of the last `keep` positions (all when 0), extending `cache` in place if given.
+
+    transformers 5 names the cache argument `cache` and 4.x `past_key_values`; models
+    without `logits_to_keep` compute every position and are sliced here.
+    """
+    params = _forward_params(type(model))
+    kwargs: dict = {"use_cache": cache is not None}
+    if cache is not None:
+        kwargs["cache" if "cache" in params else "past_key_values"] = cache
+    if keep and "logits_to_keep" in params:
+        kwargs["logits_to_keep"] = keep
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+    return out.logits[:, -keep:] if keep else out.logits
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, attention mask, position ids), each [B, L_max], with pads on the left."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for b, s in enumerate(seqs):
+        if s:
+            ids[b, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[b, width - len(s):] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    return ids, mask, positions
+
+
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero every token outside the smallest top set whose mass reaches `top_p` (the top one always stays)."""
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    mass_before = sorted_p.cumsum(-1) - sorted_p
+    sorted_p = sorted_p.masked_fill(mass_before >= top_p, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_p)
+
+
+def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next tokens [A] and their log-probs [A] under log_softmax(logits / temperature).
+
+    The log-prob is taken before top-p truncation (the `types.Completion` contract).
+    temperature 0 is greedy; its log-probs are then those of the untempered logits.
+    """
+    logits = logits.float()
+    if temperature <= 0:
+        logp = torch.log_softmax(logits, dim=-1)
+        tokens = logits.argmax(dim=-1)
+    else:
+        logp = torch.log_softmax(logits / temperature, dim=-1)
+        probs = logp.exp()
+        if top_p < 1.0:
+            probs = nucleus(probs, top_p)
+        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return tokens, logp.gather(1, tokens[:, None]).squeeze(1)
+
+
+def _sample_batch(model: PreTrainedModel, prompts: list[list[int]], n: int, temperature: float, top_p: float,
+                  max_new_tokens: int, eos_id: int, pad_id: int, generator: torch.Generator | None) -> list[Rollout]:
+    """Rows ordered prompt-major: row r is sample r % n of prompt r // n."""
+    rows = len(prompts) * n
+    if max_new_tokens <= 0:
+        return [Rollout([], [], False) for _ in range(rows)]
+    ids, mask, positions = left_pad(prompts, pad_id)
+    padded = bool((mask == 0).any())
+    cache = DynamicCache(config=model.config)
+    logits = forward_logits(model, ids, mask if padded else None, positions, cache, keep=1)[:, -1]
+
+    # The n samples share the prompt: repeat the prefilled cache instead of prefilling n copies.
+    cache.batch_repeat_interleave(n)
+    logits = logits.repeat_interleave(n, dim=0)
+    step_mask = mask.repeat_interleave(n, dim=0) if padded else None
+    next_pos = positions[:, -1].repeat_interleave(n) + 1
+
+    alive = torch.arange(rows)
+    out_ids = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long)
+    out_lp = torch.zeros((rows, max_new_tokens))
+    lengths = torch.zeros(rows, dtype=torch.long)
+    finished = torch.zeros(rows, dtype=torch.bool)
+    for step in range(max_new_tokens):
+        tokens, logp = pick_tokens(logits, temperature, top_p, generator)
+        out_ids[alive, step] = tokens
+        out_lp[alive, step] = logp
+        lengths[alive] = step + 1
+        done = tokens == eos_id
+        finished[alive[done]] = True
+        if step == max_new_tokens - 1:
+            break
+        keep = (~done).nonzero().squeeze(1)
+        if keep.numel() == 0:
+            break
+        if keep.numel() < alive.numel():  # drop finished rows so they cost nothing more
+            alive, tokens, next_pos = alive[keep], tokens[keep], next_pos[keep]
+            cache.batch_select_indices(keep)
+            if step_mask is not None:
+                step_mask = step_mask[keep]
+        if step_mask is not None:
+            step_mask = torch.cat([step_mask, step_mask.new_ones(alive.numel(), 1)], dim=1)
+        logits = forward_logits(model, tokens[:, None], step_mask, next_pos[:, None], cache, keep=1)[:, -1]
+        next_pos = next_pos + 1
+
+    ids_list, lp_list, lens = out_ids.tolist(), out_lp.tolist(), lengths.tolist()
+    fin = finished.tolist()
+    return [Rollout(ids_list[r][: lens[r]], lp_list[r][: lens[r]], fin[r]) for r in range(rows)]
+
+
+@torch.inference_mode()
+def sample_ids(model: PreTrainedModel, prompt_ids: list[list[int]], n: int, temperature: float = 1.0,
+               top_p: float = 1.0, max_new_tokens: int = 32, eos_id: int = 0, pad_id: int = 0,
+               generator: torch.Generator | None = None, batch_size: int = 64,
+               progress: Callable[[int], None] | None = None) -> list[list[Rollout]]:
+    """n rollouts per prompt, in prompt order; deterministic given `generator`.
+
+    `batch_size` counts prompts (each batch decodes batch_size * n rows). `progress(k)`
+    is called after each batch with the number of prompts it finished (an increment).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if any(len(p) == 0 for p in prompt_ids):
+        raise ValueError("every prompt needs at least one token")
+    # Similar lengths share a batch: less padding, and often none (then no mask is built).
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    results: list[list[Rollout]] = [[] for _ in prompt_ids]
+    for start in range(0, len(order), max(1, batch_size)):
+        chunk = order[start:start + max(1, batch_size)]
+        rollouts = _sample_batch(model, [prompt_ids[i] for i in chunk], n, temperature, top_p,
+                                 max_new_tokens, eos_id, pad_id, generator)
+        for j, i in enumerate(chunk):
+            results[i] = rollouts[j * n:(j + 1) * n]
+        if progress is not None:
+            progress(len(chunk))
+    return results
