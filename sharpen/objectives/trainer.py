@@ -1,0 +1,118 @@
+"""The minibatch loop every objective shares: shuffle, step, clip, average the stats.
+
+Each call builds a fresh AdamW, so no optimizer state crosses a round boundary: the loop
+relies on that for exact resume (the round-r checkpoint is the whole state). The data
+order comes from an explicit generator seeded from (run seed, round), never torch's
+global RNG, so it is the same in a resumed run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Callable, Literal, Sequence
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from sharpen.errors import UserError
+from sharpen.types import Context
+
+LossFn = Callable[[list[Any]], tuple[Tensor, dict[str, float]]]
+
+
+class TrainConfig(BaseModel):
+    """Knobs every objective shares; each objective sets its own `kind` and `lr` default."""
+
+    model_config = ConfigDict(extra="forbid")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (a fresh optimizer each round)")
+    epochs: int = Field(1, gt=0, description="passes over the round's data")
+    batch_size: int = Field(64, gt=0, description="items (examples, pairs or groups) per optimizer step")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (None: all epochs)")
+    init: Literal["last", "base"] = Field(
+        "last", description="read by the loop: 'base' restarts each round from the starting checkpoint (ReST-EM, STaR)")
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm (None: no clipping)")
+
+
+def num_steps(n_items: int, batch_size: int, epochs: int, max_steps: int | None = None) -> int:
+    """Optimizer steps `fit` will take (for the progress bar)."""
+    steps = epochs * math.ceil(n_items / batch_size)
+    return min(steps, max_steps) if max_steps else steps
+
+
+def data_generator(ctx: Context, purpose: str) -> torch.Generator:
+    """A generator for one purpose of one round, stable across processes (resume-safe)."""
+    h = hashlib.sha256(json.dumps([ctx.seed, ctx.round, "objective", purpose]).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") >> 1)
+
+
+def fit(
+    policy: Any,
+    items: Sequence[Any],
+    loss_fn: LossFn,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = 1.0,
+    max_steps: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Train `policy.model` in place on `items`; returns the per-step mean of every stat.
+
+    `loss_fn(batch)` returns (loss, stats) for one minibatch of items. The model is in
+    train mode only inside this call and always left in eval mode.
+    """
+    if not items:
+        return {"steps": 0}
+    model = policy.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sums: dict[str, float] = {}
+    steps = 0
+    model.train()
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(len(items), generator=generator).tolist()
+            for start in range(0, len(items), batch_size):
+                loss, stats = loss_fn([items[i] for i in order[start:start + batch_size]])
+                if not torch.isfinite(loss):
+                    raise UserError(f"objective: the loss became {loss.detach().item()} at step {steps}; lower objective.lr")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip:
+                    stats = {**stats, "grad_norm": float(torch.nn.utils.clip_grad_norm_(params, grad_clip))}
+                opt.step()
+                for k, v in {"loss": loss.detach().item(), **stats}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                steps += 1
+                if progress:
+                    progress(1)
+                if max_steps and steps >= max_steps:
+                    break
+            if max_steps and steps >= max_steps:
+                break
+    finally:
+        model.eval()
+    return {**{k: v / steps for k, v in sums.items()}, "steps": steps}
+
+
+def train(policy: Any, items: Sequence[Any], loss_fn: LossFn, cfg: TrainConfig, ctx: Context, name: str) -> dict[str, float]:
+    """`fit` with a recipe's knobs, the round's data order and a progress bar."""
+    total = num_steps(len(items), cfg.batch_size, cfg.epochs, cfg.max_steps)
+    with ctx.progress(f"train {name}", total) as advance:
+        return fit(policy, items, loss_fn, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                   generator=data_generator(ctx, name), weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                   max_steps=cfg.max_steps, progress=advance)
+
+
+def require(data: Sequence[Any], kind: type, objective: str, builders: str) -> None:
+    """A recipe that feeds the wrong data shape to an objective fails with the fix."""
+    bad = next((x for x in data if not isinstance(x, kind)), None)
+    if bad is not None:
+        raise UserError(f"objective: {objective} trains on {kind.__name__} items but the builder gave "
+                        f"{type(bad).__name__}; use build.kind: {builders}")
