@@ -136,3 +136,14 @@ def test_grpo_objective_moves_probability_to_positive_advantages(tiny_policy, ma
     stats = grpo(tiny_policy, [group], cfg, make_ctx(tiny_policy))
     assert stats["steps"] == 20 and stats["clip_fraction"] > 0 and stats["kl"] > 0
     assert _advantage_weighted_logp(tiny_policy, group) > before + 1.0
+
+
+def test_sampler_logprobs_are_pi_old_for_grpo(tiny_policy, make_ctx):
+    """The sampler's per-token log-probs at temperature T must equal what the objective
+    recomputes at T, or the first on-policy step would already clip."""
+    gen = torch.Generator().manual_seed(0)
+    [completions] = tiny_policy.sample(["12+34="], n=4, temperature=0.7, max_new_tokens=6, generator=gen)
+    group = RLGroup("12+34=", [c.text for c in completions], [1, 0, 1, 0], [1.0, -1.0, 1.0, -1.0],
+                    [c.logprobs for c in completions], [c.token_ids for c in completions])
+    stats = grpo(copy.deepcopy(tiny_policy), [group], GRPOConfig(temperature=0.7, batch_size=1), make_ctx(tiny_policy))
+    assert stats["ratio"] == pytest.approx(1.0, abs=1e-4) and stats["clip_fraction"] == 0.0

@@ -6,7 +6,7 @@ from sharpen.objectives.trainer import fit, num_steps
 def _record_loss(policy, seen):
     def loss_fn(batch):
         seen.append(list(batch))
-        lp, mask = policy.token_logprobs([[2, 3]] * len(batch), [[4 + b, 1] for b in batch])
+        lp, mask = policy.token_logprobs([[1, 3]] * len(batch), [[4 + b, 2] for b in batch])
         return -(lp * mask).sum() / mask.sum(), {"batch": float(len(batch))}
     return loss_fn
 
