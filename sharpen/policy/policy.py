@@ -7,12 +7,14 @@ shared-prefix sampler in `sampler.py` for rollouts.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from sharpen.errors import UserError
 from sharpen.policy.sampler import forward_logits, sample_ids
@@ -23,6 +25,18 @@ def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     text = text or type(err).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Hide transformers' per-file load/save bars: the loop saves every round and draws its own."""
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 class Policy:
@@ -46,16 +60,23 @@ class Policy:
         except Exception as err:  # noqa: BLE001 - any failure here is a bad directory
             raise UserError(f"checkpoint {path}: cannot load the tokenizer ({_one_line(err)}); save it next to the model with tokenizer.save_pretrained") from None
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            with _no_progress_bars():
+                model, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
         except Exception as err:  # noqa: BLE001 - truncated or corrupt weights, unknown architecture
             raise UserError(f"checkpoint {path}: cannot load the model weights ({_one_line(err)}); re-save the checkpoint") from None
+        # transformers only warns when weights are missing and initialises them at random.
+        bad = sorted(info.get("missing_keys", ())) + sorted(str(k) for k in info.get("mismatched_keys", ()))
+        if bad:
+            raise UserError(f"checkpoint {path}: weights do not match config.json (missing or mis-shaped: {', '.join(bad[:3])}"
+                            f"{', ...' if len(bad) > 3 else ''}); re-save the checkpoint with save_pretrained")
         return cls(model.float().to("cpu").eval(), tokenizer)
 
     def save(self, dir: str | Path) -> None:
         """Write model (safetensors) and tokenizer with `save_pretrained`; `Policy.load` reads it back."""
         Path(dir).mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(dir, safe_serialization=True)
-        self.tokenizer.save_pretrained(dir)
+        with _no_progress_bars():
+            self.model.save_pretrained(dir, safe_serialization=True)
+            self.tokenizer.save_pretrained(dir)
 
     def copy(self) -> "Policy":
         """A frozen deep copy (eval, no gradients): a reference model for DPO/GRPO/KL."""
