@@ -1,0 +1,4 @@
+"""Feedback: scorers mapping samples to rewards (verifier, vote, likelihood, self-certainty).
+
+Importing the modules runs their `@FEEDBACK.register` decorators."""
+from sharpen.feedback import likelihood, self_certainty, verifier, vote  # noqa: F401
