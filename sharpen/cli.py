@@ -23,7 +23,7 @@ err = Console(stderr=True)
 
 
 def _log(msg: str) -> None:
-    console.print(msg, highlight=False)
+    console.print(msg, highlight=False, soft_wrap=True)
 
 
 def _pct(x: Any) -> str:

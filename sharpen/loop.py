@@ -26,7 +26,7 @@ from sharpen.monitor.train_stats import sample_stats
 from sharpen.policy import Policy
 from sharpen.progress import RichProgress
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES
-from sharpen.rundir import RunDir, atomic_dir, atomic_json, atomic_write
+from sharpen.rundir import RunDir, atomic_dir, atomic_write
 from sharpen.tasks import make_task
 from sharpen.types import Context, Sample, Scored
 
@@ -151,7 +151,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
         splits = evaluate(policy, task, recipe, progress)
         metrics = {"round": 0, "splits": splits, "train": {}, "seconds": {"eval": round(time.time() - t0, 2)},
                    "policy": str(base_path)}
-        atomic_json(rundir.metrics_path(0), metrics)
+        atomic_dir(rundir.round_dir(0), lambda d: _write_json(d / "metrics.json", metrics))
         log(_summary(metrics))
         start = 1
 
@@ -189,10 +189,18 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
         train = {**sample_stats(scored), "kept": len(built.data), **built.stats, **stats}
         metrics = {"round": r, "splits": splits, "train": train,
                    "seconds": {"sample": round(t_sample, 2), "train": round(t_train, 2), "eval": round(t_eval, 2)}}
-        atomic_write(rundir.round_dir(r) / "samples.jsonl", samples_jsonl(scored))
-        atomic_dir(rundir.checkpoint(r), policy.save)
-        atomic_json(rundir.metrics_path(r), metrics)  # written last: the round is now complete
+
+        def write_round(d: Path) -> None:
+            (d / "samples.jsonl").write_text(samples_jsonl(scored))
+            policy.save(d / "checkpoint")
+            _write_json(d / "metrics.json", metrics)
+
+        atomic_dir(rundir.round_dir(r), write_round)  # the whole round appears at once, or not at all
         log(_summary(metrics))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def _summary(m: dict[str, Any]) -> str:

@@ -71,19 +71,25 @@ def atomic_dir(path: Path, fill: Callable[[Path], None]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=path.parent))
         fill(tmp)
-        for f in tmp.iterdir():
+        for f in sorted(tmp.rglob("*"), reverse=True):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+            else:
+                _fsync_dir(f)
         _fsync_dir(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
+    except Exception as exc:
         if tmp and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-        raise _disk_error(path, exc) from None
+        if isinstance(exc, OSError):
+            raise _disk_error(path, exc) from None
+        if "os error 28" in str(exc) or "No space left" in str(exc):  # safetensors wraps ENOSPC
+            raise _disk_error(path, OSError(errno.ENOSPC, "No space left on device")) from None
+        raise
 
 
 class RunDir:
