@@ -106,11 +106,17 @@ class Policy:
 
     def encode_prompt(self, text: str) -> list[int]:
         """Prompt ids with the tokenizer's own special tokens (bos, when it adds one)."""
-        ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
-        if not ids:  # an empty prompt without bos: condition on bos/eos so there is a position to predict from
-            bos = self.tokenizer.bos_token_id
-            ids = [self.eos_id if bos is None else int(bos)]
-        return ids
+        return self.encode_prompts([text])[0]
+
+    def encode_prompts(self, texts: list[str]) -> list[list[int]]:
+        """`encode_prompt` for many texts in one tokenizer call."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        # An empty prompt without bos: condition on bos/eos so there is a position to predict from.
+        start = [self.eos_id if bos is None else int(bos)]
+        return [list(ids) if len(ids) else start for ids in encoded]
 
     def encode_completion(self, text: str, eos: bool = True) -> list[int]:
         """Completion ids, no bos; eos appended (what the sampler emits when it stops)."""
@@ -119,10 +125,13 @@ class Policy:
 
     def decode(self, ids: list[int]) -> str:
         """Text of `ids` up to the first eos, special tokens dropped."""
-        ids = list(ids)
-        if self.eos_id in ids:
-            ids = ids[: ids.index(self.eos_id)]
-        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return self.decode_many([ids])[0]
+
+    def decode_many(self, batch: list[list[int]]) -> list[str]:
+        """`decode` for many sequences in one tokenizer call."""
+        eos = self.eos_id
+        cut = [list(ids[: ids.index(eos)]) if eos in ids else list(ids) for ids in batch]
+        return self.tokenizer.batch_decode(cut, skip_special_tokens=True, clean_up_tokenization_spaces=False) if cut else []
 
     # ---- log-probs ---------------------------------------------------------------------
     def token_logprobs(self, prompt_ids: list[list[int]], completion_ids: list[list[int]],
@@ -170,14 +179,14 @@ class Policy:
         was_training = self.model.training
         self.model.eval()
         try:
-            rollouts = sample_ids(self.model, [self.encode_prompt(p) for p in prompts], n,
+            rollouts = sample_ids(self.model, self.encode_prompts(prompts), n,
                                   temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                   eos_id=self.eos_id, pad_id=self.pad_id, generator=generator,
                                   batch_size=batch_size, progress=progress)
         finally:
             self.model.train(was_training)
-        return [[Completion(self.decode(r.token_ids), r.token_ids, r.logprobs, r.finished) for r in group]
-                for group in rollouts]
+        texts = iter(self.decode_many([r.token_ids for group in rollouts for r in group]))
+        return [[Completion(next(texts), r.token_ids, r.logprobs, r.finished) for r in group] for group in rollouts]
 
     def greedy(self, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 128) -> list[str]:
         """Argmax decoding through the same sampler (temperature 0, one sample per prompt)."""

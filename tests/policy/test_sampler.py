@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sharpen.policy import new_tiny_policy
-from sharpen.policy.sampler import nucleus
+from sharpen.policy.sampler import inverse_cdf_sample, nucleus
 
 PROMPTS = ["1+2=", "0321+0654=", "x", "def f(a, b):\n  return "]
 
@@ -81,6 +81,14 @@ def test_nucleus_keeps_smallest_set_reaching_top_p():
     assert torch.equal(nucleus(probs, 1.0), probs)
 
 
+def test_inverse_cdf_sample_follows_the_distribution():
+    probs = torch.tensor([0.2, 0.0, 0.5, 0.3, 0.0]).repeat(20_000, 1) * 3.0  # unnormalised is fine
+    draws = inverse_cdf_sample(probs, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=5).float() / len(draws)
+    assert freq[1] == 0 and freq[4] == 0
+    assert torch.allclose(freq, torch.tensor([0.2, 0.0, 0.5, 0.3, 0.0]), atol=0.015)
+
+
 def test_prefix_prefilled_once_and_finished_rows_dropped(policy):
     sizes: list[tuple[int, int]] = []
     hook = policy.model.model.register_forward_pre_hook(
@@ -91,10 +99,12 @@ def test_prefix_prefilled_once_and_finished_rows_dropped(policy):
         hook.remove()
     assert sizes[0][0] == len(PROMPTS)  # prefill: one row per prompt, not per sample
     steps = [b for b, length in sizes[1:]]
-    assert steps[0] == 4 * len(PROMPTS)
-    assert steps == sorted(steps, reverse=True) and steps[-1] < steps[0]
-    n_early = sum(c.finished and len(c.token_ids) < 40 for grp in groups for c in grp)
-    assert n_early > 0
+    assert all(length == 1 for _, length in sizes[1:])  # decode steps feed only the new token
+    assert steps == sorted(steps, reverse=True) and steps[-1] < 4 * len(PROMPTS)
+    completions = [c for grp in groups for c in grp]
+    assert any(c.finished and len(c.token_ids) < 40 for c in completions)
+    # Each row is fed every token it sampled except its last: finished rows cost nothing more.
+    assert sum(steps) == sum(len(c.token_ids) - 1 for c in completions)
 
 
 def test_progress_counts_prompts(policy):
