@@ -11,6 +11,7 @@ the loss.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -90,36 +91,51 @@ class GRPOConfig(TrainConfig):
     temperature: float = Field(1.0, gt=0, description="must equal sample.temperature: old log-probs are at that temperature, so new ones must be too")
 
 
+@dataclass
+class _Group:
+    """One RLGroup, tokenised, with its reference log-probs once scored."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    old_logprobs: list[list[float]]
+    advantages: list[float]
+    ref_logprobs: list[list[float]] | None = None
+
+
 def _padded(rows: list[list[float]], width: int) -> Tensor:
-    return torch.tensor([r + [0.0] * (width - len(r)) for r in rows])
+    return torch.tensor([r[:width] + [0.0] * (width - len(r)) for r in rows])
+
+
+def _flat(groups: list[_Group], field: str) -> list[Any]:
+    return [row for g in groups for row in getattr(g, field)]
 
 
 @OBJECTIVES.register("grpo", GRPOConfig)
 def grpo(policy: Any, data: list[RLGroup], cfg: GRPOConfig, ctx: Context) -> dict[str, float]:
     """GRPO / Dr. GRPO: clipped policy-gradient steps on group-normalised advantages."""
     require(data, RLGroup, "grpo", "groups")
-    ref = ctx.reference(cfg.reference) if cfg.beta else None
     max_len = cfg.max_len or max((len(ids) for g in data for ids in g.completion_ids), default=1)
-    groups = []
-    for g in data:
-        prompt_ids = [policy.encode_prompt(g.prompt)] * len(g.completion_ids)
-        ref_rows = None
-        if ref is not None:  # the reference is fixed for the round: score it once
+    groups = [_Group([policy.encode_prompt(g.prompt)] * len(g.completion_ids), g.completion_ids, g.old_logprobs,
+                     g.advantages) for g in data]
+    ref = ctx.reference(cfg.reference) if cfg.beta else None
+    if ref is not None:  # the reference is fixed for the round: score it once, a minibatch of groups per forward
+        for start in range(0, len(groups), cfg.batch_size):
+            chunk = groups[start:start + cfg.batch_size]
             with torch.no_grad():
-                ref_lp, _ = ref.token_logprobs(prompt_ids, g.completion_ids, temperature=cfg.temperature)
-            ref_rows = ref_lp.tolist()
-        groups.append((prompt_ids, g.completion_ids, g.old_logprobs, ref_rows, g.advantages))
+                ref_lp, _ = ref.token_logprobs(_flat(chunk, "prompt_ids"), _flat(chunk, "completion_ids"),
+                                               temperature=cfg.temperature)
+            rows = iter(ref_lp.tolist())
+            for g in chunk:
+                g.ref_logprobs = [next(rows) for _ in g.completion_ids]
 
-    def loss_fn(batch: list[tuple[Any, ...]]) -> tuple[Tensor, dict[str, float]]:
-        prompt_ids = [p for b in batch for p in b[0]]
-        completion_ids = [c for b in batch for c in b[1]]
-        logprobs, mask = policy.token_logprobs(prompt_ids, completion_ids, temperature=cfg.temperature)
+    def loss_fn(batch: list[_Group]) -> tuple[Tensor, dict[str, float]]:
+        logprobs, mask = policy.token_logprobs(_flat(batch, "prompt_ids"), _flat(batch, "completion_ids"),
+                                               temperature=cfg.temperature)
         width = logprobs.shape[1]
-        old = _padded([list(r) for b in batch for r in b[2]], width)
-        ref_lp = _padded([r[:width] for b in batch for r in b[3]], width) if ref is not None else None
-        advantages = torch.tensor([a for b in batch for a in b[4]])
-        return grpo_loss(logprobs, old, ref_lp, advantages, mask, eps_low=cfg.epsilon,
-                         eps_high=cfg.epsilon_high or cfg.epsilon, beta=cfg.beta,
+        old = _padded(_flat(batch, "old_logprobs"), width)
+        ref_lp = _padded(_flat(batch, "ref_logprobs"), width) if ref is not None else None
+        return grpo_loss(logprobs, old, ref_lp, torch.tensor(_flat(batch, "advantages")), mask,
+                         eps_low=cfg.epsilon, eps_high=cfg.epsilon_high or cfg.epsilon, beta=cfg.beta,
                          normalizer="sequence" if cfg.loss_type == "grpo" else "constant", max_len=max_len)
 
     return train(policy, groups, loss_fn, cfg, ctx, "grpo")
