@@ -31,3 +31,27 @@ MICRO = ["rounds=1", "sample.n=2", "sample.prompts_per_round=8", "eval.n=8", "ev
 def micro_overrides(tiny_checkpoint):
     """Overrides that turn any recipe into a seconds-long run on the untrained tiny model."""
     return [*MICRO, f"policy.path={tiny_checkpoint}"]
+
+
+WEAK_TASK = {"name": "arithmetic", "difficulty": [1, 2], "width": 2}
+
+
+@pytest.fixture(scope="session")
+def weak_checkpoint(tmp_path_factory):
+    """A tiny model with a little SFT on 1-2 digit arithmetic: some samples right, some
+    wrong, so every builder and objective gets real data in micro runs (~10 s)."""
+    from sharpen.seeding import SeedConfig, train_seed
+    from sharpen.tasks import make_task
+
+    cfg = SeedConfig(max_steps=120, check_every=120, check_n=50, batch_size=64, band=(0.0, 1.0), min_op_accuracy=0.0)
+    policy, _ = train_seed(make_task(WEAK_TASK), 0, cfg)
+    path = tmp_path_factory.mktemp("weak") / "ckpt"
+    policy.save(path)
+    return path
+
+
+@pytest.fixture
+def weak_overrides(weak_checkpoint):
+    """Micro-run overrides on the weak model and its 1-2 digit task."""
+    return [*MICRO, f"policy.path={weak_checkpoint}", "task.difficulty=[1, 2]", "task.width=2",
+            "sample.prompts_per_round=24", "sample.n=4", "eval.k=4"]
