@@ -182,6 +182,12 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         raise _one_line(source, "", err) from None
     for part in PARTS:
         setattr(recipe, part, _validate_part(source, part, getattr(recipe, part)))
+    temp = getattr(recipe.objective, "temperature", None)
+    if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
+        # the sampler's log-probs (pi_old) are at sample.temperature: a different training
+        # temperature makes the importance ratio wrong from the first step
+        raise UserError(f"{source}: objective.temperature: {temp} must equal sample.temperature "
+                        f"({recipe.sample.temperature}); set both to the same value")
     return recipe
 
 

@@ -222,3 +222,8 @@ def test_real_entry_point_prints_one_line_and_exits_2(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == "error: " + r.stderr.strip().removeprefix("error: ")
     assert len(r.stderr.strip().splitlines()) == 1 and "sample.n" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_grpo_temperature_must_match_sampling(capsys, monkeypatch, tmp_path):
+    code, _, err = cli(capsys, monkeypatch, "run", "grpo", "sample.temperature=1.0", "--out", tmp_path / "run")
+    one_line_error(code, err, "objective.temperature", "sample.temperature")
