@@ -133,6 +133,17 @@ class Policy:
         cut = [list(ids[: ids.index(eos)]) if eos in ids else list(ids) for ids in batch]
         return self.tokenizer.batch_decode(cut, skip_special_tokens=True, clean_up_tokenization_spaces=False) if cut else []
 
+    def _max_positions(self) -> int | None:
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return limit if isinstance(limit, int) and limit > 0 else None
+
+    def _check_length(self, tokens: int, what: str) -> None:
+        """Past max positions GPT-2-style models index out of range and RoPE models degrade silently."""
+        limit = self._max_positions()
+        if limit is not None and tokens > limit:
+            raise UserError(f"policy: {what} needs {tokens} positions but the model has max_position_embeddings={limit}; "
+                            "shorten the prompts or lower max_new_tokens")
+
     # ---- log-probs ---------------------------------------------------------------------
     def token_logprobs(self, prompt_ids: list[list[int]], completion_ids: list[list[int]],
                        temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,6 +162,7 @@ class Policy:
             return torch.zeros((batch, width_c)), torch.zeros((batch, width_c))
         if any(len(p) == 0 for p in prompt_ids):
             raise ValueError("every prompt needs at least one token (encode_prompt adds bos)")
+        self._check_length(max(len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)), "a prompt + completion")
         ids = torch.full((batch, width_p + width_c), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for b, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
@@ -176,13 +188,16 @@ class Policy:
         temperature 0 is greedy. `progress(k)` is called with the number of prompts each
         batch finished (an increment, like rich's `advance`).
         """
+        prompt_ids = self.encode_prompts(prompts)
+        if prompt_ids:  # a completion may stop early at the position limit, a prompt must fit with room for one token
+            self._check_length(max(map(len, prompt_ids)) + 1, "the longest prompt")
         was_training = self.model.training
         self.model.eval()
         try:
-            rollouts = sample_ids(self.model, self.encode_prompts(prompts), n,
+            rollouts = sample_ids(self.model, prompt_ids, n,
                                   temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                   eos_id=self.eos_id, pad_id=self.pad_id, generator=generator,
-                                  batch_size=batch_size, progress=progress)
+                                  batch_size=batch_size, progress=progress, max_positions=self._max_positions())
         finally:
             self.model.train(was_training)
         texts = iter(self.decode_many([r.token_ids for group in rollouts for r in group]))

@@ -165,11 +165,13 @@ def _sample_batch(model: PreTrainedModel, prompts: list[list[int]], n: int, temp
 def sample_ids(model: PreTrainedModel, prompt_ids: list[list[int]], n: int, temperature: float = 1.0,
                top_p: float = 1.0, max_new_tokens: int = 32, eos_id: int = 0, pad_id: int = 0,
                generator: torch.Generator | None = None, batch_size: int = 64,
-               progress: Callable[[int], None] | None = None) -> list[list[Rollout]]:
+               progress: Callable[[int], None] | None = None,
+               max_positions: int | None = None) -> list[list[Rollout]]:
     """n rollouts per prompt, in prompt order; deterministic given `generator`.
 
     `batch_size` counts prompts (each batch decodes batch_size * n rows). `progress(k)`
     is called after each batch with the number of prompts it finished (an increment).
+    With `max_positions`, a batch stops (unfinished) where its longest prompt reaches it.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -182,8 +184,11 @@ def sample_ids(model: PreTrainedModel, prompt_ids: list[list[int]], n: int, temp
     results: list[list[Rollout]] = [[] for _ in prompt_ids]
     for start in range(0, len(order), max(1, batch_size)):
         chunk = order[start:start + max(1, batch_size)]
+        room = max_new_tokens
+        if max_positions is not None:
+            room = min(room, max_positions - max(len(prompt_ids[i]) for i in chunk))
         rollouts = _sample_batch(model, [prompt_ids[i] for i in chunk], n, temperature, top_p,
-                                 max_new_tokens, eos_id, pad_id, generator)
+                                 room, eos_id, pad_id, generator)
         for j, i in enumerate(chunk):
             results[i] = rollouts[j * n:(j + 1) * n]
         if progress is not None:
