@@ -1,0 +1,206 @@
+"""Program induction: write a one-line Python expression in `x` from input/output examples.
+
+Small enough for a tiny character-level model, yet real code, run in the sandbox:
+
+    prompt      "f(-1)=1;f(2)=7;f(5)=13;f="        completion "2*x+3"
+
+Functions come from a small grammar in three levels (1: `x+c`, `x*c`; 2: `a*x+b`, `x*x`,
+`x%c`, `x//c`; 3: `(x+a)*b`, `x*x+c`, `abs(x-c)`, `x//c+d`, `x%c+d`). A completion is
+correct iff it matches the function on every hidden test input (x in -3..12), whatever
+its form (`x+x+3` is as good as `2*x+3`).
+
+Prompts are well posed: the shown inputs are chosen so that no other grammar function
+agrees on them yet differs on a hidden input. The split of a problem is decided by its
+*function* (not its examples), so no eval or holdout function is ever trained on; the
+gold completion is the function's shortest grammar form.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from sharpen.errors import UserError
+from sharpen.registry import TASKS
+from sharpen.sandbox.expressions import check_expressions
+from sharpen.tasks.base import BaseTask
+from sharpen.tasks.splits import check_split, derive_seed, split_of
+from sharpen.types import Prompt
+
+HIDDEN_INPUTS: tuple[int, ...] = tuple(range(-3, 13))
+MAX_EXPRESSION = 32  # characters; every grammar form is at most 11
+_TOKENS = re.compile(r"(?:abs|x|[0-9]+|[-+*/%() ])+")
+_C, _K, _M = range(1, 10), range(2, 10), range(2, 6)  # offsets, multipliers, small divisors
+# level -> templates with the constants each takes; drawn uniformly, then constants uniformly
+TEMPLATES: dict[int, list[tuple[str, dict[str, range]]]] = {
+    1: [("x+{c}", {"c": _C}), ("x-{c}", {"c": _C}), ("x*{c}", {"c": _K})],
+    2: [("{a}*x+{b}", {"a": _K, "b": _C}), ("{a}*x-{b}", {"a": _K, "b": _C}), ("x*x", {}),
+        ("x%{c}", {"c": _K}), ("x//{c}", {"c": _K})],
+    3: [("(x+{a})*{b}", {"a": _C, "b": _K}), ("(x-{a})*{b}", {"a": _C, "b": _K}), ("x*x+{c}", {"c": _C}),
+        ("x*x-{c}", {"c": _C}), ("abs(x-{c})", {"c": _C}), ("x//{c}+{d}", {"c": _M, "d": _C}),
+        ("x//{c}-{d}", {"c": _M, "d": _C}), ("x%{c}+{d}", {"c": _M, "d": _C})],
+}
+
+
+@dataclass(frozen=True)
+class Function:
+    """One grammar function: its shortest form (the gold completion) and its hidden outputs."""
+
+    expression: str
+    outputs: tuple[int, ...]
+
+
+def _outputs(expression: str) -> tuple[int, ...]:
+    f = eval(f"lambda x: {expression}")  # our own grammar strings, never model text
+    return tuple(f(x) for x in HIDDEN_INPUTS)
+
+
+def _instances(template: str, constants: dict[str, range]) -> list[str]:
+    names = list(constants)
+    return [template.format(**dict(zip(names, values))) for values in itertools.product(*constants.values())]
+
+
+def _build_grammar() -> tuple[dict[tuple[int, ...], Function], dict[str, Function]]:
+    """Every grammar expression, grouped by the function it computes on the hidden inputs."""
+    forms: dict[tuple[int, ...], list[str]] = {}
+    for templates in TEMPLATES.values():
+        for template, constants in templates:
+            for expr in _instances(template, constants):
+                forms.setdefault(_outputs(expr), []).append(expr)
+    functions = {out: Function(min(exprs, key=lambda e: (len(e), e)), out) for out, exprs in forms.items()}
+    of_expression = {e: functions[out] for out, exprs in forms.items() for e in exprs}
+    return functions, of_expression
+
+
+FUNCTIONS, FUNCTION_OF = _build_grammar()
+
+
+def well_posed(target: Function, shown: Sequence[int]) -> bool:
+    """True iff every grammar function agreeing with `target` on the `shown` inputs equals it."""
+    idx = [HIDDEN_INPUTS.index(x) for x in shown]
+    want = [target.outputs[i] for i in idx]
+    return not any(f is not target and [f.outputs[i] for i in idx] == want for f in FUNCTIONS.values())
+
+
+def choose_examples(target: Function, rng: random.Random, tries: int = 20) -> list[int] | None:
+    """3 (else 4) sorted inputs that determine `target` within the grammar, or None."""
+    for k in (3, 4):
+        for _ in range(tries):
+            shown = sorted(rng.sample(HIDDEN_INPUTS, k))
+            if well_posed(target, shown):
+                return shown
+    return None
+
+
+def render(target: Function, shown: Sequence[int]) -> str:
+    return "".join(f"f({x})={target.outputs[HIDDEN_INPUTS.index(x)]};" for x in shown) + "f="
+
+
+class CodeConfig(BaseModel):
+    """Knobs of the built-in code task."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    name: Literal["code"] = "code"
+    difficulty: tuple[int, int] = (1, 3)
+    """[lo, hi] grammar levels, each equally likely (1: x+c, x*c; 2: a*x+b, x*x, x%c, x//c; 3: compositions)."""
+    seed: int = 0
+    """Seeds the split hash and every problem stream."""
+    workers: int = 2
+    """Sandboxed processes scoring a batch in parallel."""
+    allow_weaker_sandbox: bool = False
+    """Run completions even if the kernel refuses a sandbox protection (only on a machine you trust)."""
+
+    @field_validator("difficulty")
+    @classmethod
+    def _levels(cls, difficulty: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = difficulty
+        if not 1 <= lo <= hi <= max(TEMPLATES):
+            raise ValueError(f"use [lo, hi] with 1 <= lo <= hi <= {max(TEMPLATES)}, got [{lo}, {hi}]")
+        return difficulty
+
+
+class CodeTask(BaseTask):
+    """Induce an expression from examples; scored by running it on hidden inputs in the sandbox."""
+
+    name = "code"
+
+    def __init__(self, cfg: CodeConfig) -> None:
+        self.cfg = cfg
+        self.seed = cfg.seed
+        self._cache: dict[tuple[str, tuple[int, ...]], bool] = {}
+
+    def draw_function(self, rng: random.Random) -> tuple[Function, int]:
+        level = rng.randint(*self.cfg.difficulty)
+        template, constants = rng.choice(TEMPLATES[level])
+        expr = template.format(**{name: rng.choice(values) for name, values in constants.items()})
+        return FUNCTION_OF[expr], level
+
+    def prompts(self, split: str, n: int, round: int = 0, patience: int = 5000) -> list[Prompt]:
+        check_split(split)
+        rng = random.Random(derive_seed(self.seed, self.name, split, round if split == "train" else 0))
+        out: list[Prompt] = []
+        seen: set[str] = set()
+        misses = 0
+        while len(out) < n:
+            target, level = self.draw_function(rng)
+            shown = choose_examples(target, rng) if split_of(target.expression, self.seed) == split else None
+            text = render(target, shown) if shown else ""
+            if not shown or (split != "train" and text in seen):
+                misses += 1
+                if misses >= patience:
+                    raise UserError(f"task: code has only {len(out)} distinct {split!r} problems at difficulty "
+                                    f"{list(self.cfg.difficulty)} but {n} were asked; ask for fewer or widen task.difficulty")
+                continue
+            misses = 0
+            seen.add(text)
+            tests = [[x, y] for x, y in zip(HIDDEN_INPUTS, target.outputs)]
+            out.append(Prompt(id=f"code:{target.expression}:{','.join(map(str, shown))}", text=text,
+                              answer=target.expression, reference=target.expression,
+                              meta={"level": level, "shown": shown, "tests": tests}))
+        return out
+
+    def extract(self, completion: str) -> str | None:
+        """The first line, stripped; None if empty, longer than 32 chars, or not made of x, digits,
+        `+-*/%()`, spaces and `abs` (so no names, attributes or strings can reach the sandbox)."""
+        lines = completion.strip().splitlines()
+        expr = lines[0].strip() if lines else ""
+        if not expr or len(expr) > MAX_EXPRESSION or not _TOKENS.fullmatch(expr):
+            return None
+        return expr
+
+    def score(self, prompt: Prompt, answer: str | None) -> float:
+        """1.0 iff the expression gives the expected output on every hidden input."""
+        return self.score_answers([prompt], [answer])[0]
+
+    def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
+        """All distinct (expression, problem) pairs of the batch run in one sandboxed process per worker."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"score_batch: {len(prompts)} prompts but {len(completions)} completions")
+        return self.score_answers(prompts, [self.extract(c) for c in completions])
+
+    def score_answers(self, prompts: Sequence[Prompt], answers: Sequence[str | None]) -> list[float]:
+        keys = [(a, tuple(y for _, y in p.meta["tests"])) if a is not None and _TOKENS.fullmatch(a) else None
+                for p, a in zip(prompts, answers)]
+        todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in self._cache}
+        for k, p in list(todo.items()):
+            if k[0] == p.answer:  # the gold expression needs no run
+                self._cache[k] = True
+                del todo[k]
+        if todo:
+            items = [(a, HIDDEN_INPUTS, outs) for a, outs in todo]
+            ok = check_expressions(items, workers=self.cfg.workers, allow_weaker=self.cfg.allow_weaker_sandbox)
+            if len(self._cache) > 500_000:  # a long run's cache stays bounded
+                self._cache.clear()
+            self._cache.update(zip(todo, ok))
+        return [float(self._cache.get(k, False)) if k is not None else 0.0 for k in keys]
+
+
+@TASKS.register("code", CodeConfig)
+def code(cfg: CodeConfig) -> CodeTask:
+    """Write a one-line Python expression in x from input/output examples; run on hidden tests in the sandbox."""
+    return CodeTask(cfg)

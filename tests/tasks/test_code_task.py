@@ -1,0 +1,103 @@
+"""The built-in code task: well-posed prompts, disjoint splits, sandboxed batch scoring."""
+from __future__ import annotations
+
+import os
+import string
+import uuid
+
+import pytest
+
+from sharpen.errors import UserError
+from sharpen.tasks import make_task
+from sharpen.tasks.code import FUNCTION_OF, HIDDEN_INPUTS, CodeConfig, CodeTask, code
+
+TASK = code(CodeConfig())
+
+
+def test_registered_and_validated():
+    assert isinstance(make_task({"name": "code", "difficulty": [1, 2]}), CodeTask)
+    with pytest.raises(UserError, match="task.difficulty"):
+        make_task({"name": "code", "difficulty": [0, 5]})
+    with pytest.raises(UserError, match="task.levels"):
+        make_task({"name": "code", "levels": [1, 2]})
+
+
+def test_prompts_are_short_printable_and_carry_their_tests():
+    for p in TASK.prompts("train", 300):
+        assert len(p.text) + len(p.reference) < 80
+        assert set(p.text + p.reference) <= set(string.printable) - set("\t\n\r\x0b\x0c")
+        assert p.answer == p.reference and p.text.endswith(";f=")
+        assert [x for x, _ in p.meta["tests"]] == list(HIDDEN_INPUTS)
+
+
+def test_examples_determine_the_function_within_the_grammar():
+    """Brute force over every grammar form (not the task's own check): none agrees on the shown
+    inputs yet differs on a hidden one."""
+    forms = {e: [eval(f"lambda x: {e}")(x) for x in HIDDEN_INPUTS] for e in FUNCTION_OF}
+    for p in TASK.prompts("train", 150) + TASK.prompts("eval", 50):
+        shown = [(int(a[2:-1]), int(b)) for a, b in (ex.split("=") for ex in p.text.split(";")[:-1])]
+        hidden = [y for _, y in p.meta["tests"]]
+        for e, outs in forms.items():
+            if all(outs[HIDDEN_INPUTS.index(x)] == y for x, y in shown):
+                assert outs == hidden, f"{p.text} is also fit by {e}"
+
+
+def test_splits_are_deterministic_and_disjoint_by_function():
+    again = code(CodeConfig())
+    assert [p.text for p in TASK.prompts("eval", 100)] == [p.text for p in again.prompts("eval", 100)]
+    assert TASK.prompts("eval", 50, round=3) == TASK.prompts("eval", 50, round=0)
+    assert TASK.prompts("train", 50, round=0) != TASK.prompts("train", 50, round=1)
+    functions = {s: {p.answer for p in TASK.prompts(s, 300)} for s in ("train", "eval", "holdout")}
+    assert not functions["train"] & functions["eval"]
+    assert not functions["train"] & functions["holdout"]
+    assert not functions["eval"] & functions["holdout"]
+    other = code(CodeConfig(seed=1))
+    assert {p.answer for p in other.prompts("eval", 300)} != functions["eval"]
+
+
+def test_difficulty_selects_levels():
+    easy = code(CodeConfig(difficulty=(1, 1)))
+    assert {p.meta["level"] for p in easy.prompts("train", 100)} == {1}
+    with pytest.raises(UserError, match="distinct 'eval' problems"):
+        easy.prompts("eval", 5000, patience=300)
+
+
+@pytest.mark.parametrize("completion, expected", [
+    ("2*x+1", "2*x+1"), ("  abs(x-3)  \nmore text", "abs(x-3)"), ("", None), ("\n", None),
+    ("x" * 40, None), ("__import__('os')", None), ("x.real", None), ("print(x)", None), ("[x]", None),
+])
+def test_extract(completion, expected):
+    assert TASK.extract(completion) == expected
+
+
+def test_references_and_equivalent_forms_score_one_through_the_sandbox():
+    prompts = TASK.prompts("train", 100) + TASK.prompts("eval", 50) + TASK.prompts("holdout", 50)
+    assert TASK.score_batch(prompts, [p.reference for p in prompts]) == [1.0] * len(prompts)
+    fresh = code(CodeConfig())  # no cache, and wrapped forms are not the reference: they really run
+    assert fresh.score_batch(prompts, [f"({p.reference})" for p in prompts]) == [1.0] * len(prompts)
+    assert fresh.score_batch(prompts, [f"{p.reference}+1" for p in prompts]) == [0.0] * len(prompts)
+
+
+def test_hostile_completions_score_zero_without_harming_the_batch(tmp_path):
+    marker = tmp_path / f"pwned-{uuid.uuid4().hex}"
+    p = TASK.prompts("train", 1)[0]
+    completions = [f"({p.reference})", "2*x+", f"__import__('os').system('touch {marker}')",
+                   "[1 for _ in iter(int,1)]", "x/0", "99**99**99", f"{p.reference}*1"]
+    scores = code(CodeConfig()).score_batch([p] * len(completions), completions)
+    assert scores == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    assert not os.path.exists(marker)
+
+
+def test_results_are_cached_per_expression_and_problem(monkeypatch):
+    import sharpen.tasks.code as code_module
+
+    calls = []
+    real = code_module.check_expressions
+    monkeypatch.setattr(code_module, "check_expressions", lambda items, **kw: calls.append(len(items)) or real(items, **kw))
+    task = code(CodeConfig())
+    ps = TASK.prompts("train", 20)
+    completions = [f"({q.reference})" for q in ps]
+    first = task.score_batch(ps + ps, completions + completions)
+    assert task.score_batch(ps, completions) == first[:20] == [1.0] * 20
+    assert calls == [len({(c, q.answer) for c, q in zip(completions, ps)})]
+    assert task.score(ps[0], None) == 0.0 and task.score(ps[0], ps[0].reference) == 1.0
