@@ -118,6 +118,21 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
     return root
 
 
+def demo(seed: int = 0, rounds: int = 3, out: str | Path | None = None, log: Log = print) -> dict[str, Any]:
+    """Seed the tiny model (if not cached), then STaR and its supervised control side by
+    side (two processes, one core each). Returns the seed report and both runs' metrics."""
+    from sharpen.progress import RichProgress
+    from sharpen.seeding import seed_report
+
+    rec = load_recipe("star", [f"run.seed={seed}", f"rounds={rounds}"])
+    seed_path = loop.resolve_policy_path(rec, log, RichProgress())
+    root = Path(out or f"runs/demo-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    runs = run_parallel({"star": (rec, root / "star"), "control": (control_recipe(rec), root / "control")},
+                        workers=2, log=log)
+    return {"root": root, "seed": seed_report(seed_path) or {}, "star": metrics(runs["star"]),
+            "control": metrics(runs["control"])}
+
+
 def metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """metrics.json of every complete round of a run."""
     rd = RunDir(run_dir)

@@ -113,21 +113,12 @@ def demo(seed: int = typer.Option(0, help="seed for the seed model and the run")
     """Seed the tiny model (if not cached), run STaR for 3 rounds next to its supervised
     control, and print round vs held-out accuracy."""
     from sharpen import api
-    from sharpen.config import load_recipe
-    from sharpen.seeding import seed_report
-    from sharpen.loop import resolve_policy_path
-    from sharpen.progress import RichProgress
 
     t0 = time.time()
-    rec = load_recipe("star", [f"run.seed={seed}", f"rounds={rounds}"])
-    seed_path = resolve_policy_path(rec, _log, RichProgress())
-    rep = seed_report(seed_path) or {}
+    res = api.demo(seed, rounds, out, log=_log)
+    rep, star, control = res["seed"], res["star"], res["control"]
     _log(f"seed model: {rep.get('steps')} steps, eval greedy {_pct(rep.get('eval_greedy_accuracy'))}")
-    root = out or Path(f"runs/demo-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    ctl = api.control_recipe(rec)
-    runs = api.run_parallel({"star": (rec, root / "star"), "control": (ctl, root / "control")}, workers=2, log=_log)
-    star, control = api.metrics(runs["star"]), api.metrics(runs["control"])
-    console.print(metrics_table(star, f"STaR on arithmetic, seed {seed} ({root})", control=control))
+    console.print(metrics_table(star, f"STaR on arithmetic, seed {seed} ({res['root']})", control=control))
     gain = star[-1]["splits"]["holdout"]["greedy_accuracy"] - star[0]["splits"]["holdout"]["greedy_accuracy"]
     cgain = control[-1]["splits"]["holdout"]["greedy_accuracy"] - control[0]["splits"]["holdout"]["greedy_accuracy"]
     _log(f"held-out greedy gain after {rounds} rounds: STaR {100 * gain:+.1f} points, "

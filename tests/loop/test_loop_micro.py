@@ -68,3 +68,17 @@ def test_every_builtin_recipe_runs_one_micro_round(tmp_path, weak_overrides, nam
     assert [x["round"] for x in m] == [0, 1]
     assert m[1]["train"]["samples"] > 0
     assert (out / "rounds/1/checkpoint/model.safetensors").exists()
+
+
+def test_supervised_control_runs_next_to_star_in_two_processes(tmp_path, weak_overrides):
+    from sharpen.config import load_recipe
+
+    rec = load_recipe("star", weak_overrides)
+    ctl = api.control_recipe(rec)
+    assert ctl.build.kind == "reference" and ctl.objective == rec.objective and ctl.sample == rec.sample
+    runs = api.run_parallel({"star": (rec, tmp_path / "star"), "control": (ctl, tmp_path / "control")},
+                            workers=2, log=lambda m: None)
+    star, control = api.metrics(runs["star"]), api.metrics(runs["control"])
+    assert star[0]["splits"] == control[0]["splits"]  # same starting policy, same evaluation draws
+    assert control[1]["train"]["kept"] == 24  # one gold completion per prompt of the round
+    assert star[1]["train"]["samples"] == control[1]["train"]["samples"] == 96
