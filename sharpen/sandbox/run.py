@@ -32,6 +32,7 @@ GRACE = 2.0  # seconds to drain pipes after a kill, so no sandboxed process outl
 
 Status = Literal["ok", "error", "timeout", "memory", "output_limit", "killed"]
 _counter = itertools.count()
+_REFUSE: tuple[str, ...] = ()  # protections the jail pretends the kernel refused (tests of the weaker path)
 
 
 class SandboxUnavailable(UserError):
@@ -83,7 +84,7 @@ def run_python(
     job = {
         "code": code, "stdin": stdin, "uid": uid, "gid": uid, "python": PYTHON,
         "binds": sorted({sys.base_prefix, os.path.dirname(PYTHON)}), "allow_weaker": allow_weaker,
-        "fallback_dir": fallback, "workdir_mb": workdir_mb,
+        "fallback_dir": fallback, "workdir_mb": workdir_mb, "refuse": list(_REFUSE),
         "limits": {"memory_mb": memory_mb, "cpu_seconds": cpu_seconds, "processes": processes,
                    "open_files": open_files, "file_mb": file_mb},
     }

@@ -95,3 +95,32 @@ def test_jail_records_weakened_features_when_allowed():
     assert j.weak == ["a network namespace"]
     assert os.read(r, 100) == b"weak a network namespace\n"
 
+
+
+@full_sandbox
+def test_weaker_runs_only_when_allowed_and_report_what_is_missing(monkeypatch):
+    monkeypatch.setattr(run, "_REFUSE", ("a network namespace", "a pid namespace"))
+    with pytest.raises(SandboxUnavailable, match="refused a network namespace.*allow_weaker=True"):
+        run_python("print(1)")
+    r = run_python("import os\nprint(os.getcwd())", allow_weaker=True)
+    assert (r.status, r.stdout) == ("ok", "/sandbox\n")
+    assert r.weakened == ("a network namespace", "a pid namespace")
+    assert missing_features() == ["a network namespace", "a pid namespace"]
+
+
+def _world_runnable(path: str) -> bool:
+    parts = [path] + [os.path.dirname(path)]
+    while parts[-1] != "/":
+        parts.append(os.path.dirname(parts[-1]))
+    return all(os.stat(p).st_mode & 0o001 for p in parts)
+
+
+@full_sandbox
+def test_without_a_mount_namespace_the_program_runs_in_a_private_host_dir(monkeypatch):
+    monkeypatch.setattr(run, "_REFUSE", ("a mount namespace",))
+    if os.geteuid() == 0 and not _world_runnable(run.PYTHON):
+        with pytest.raises(SandboxUnavailable, match="cannot run .* without a mount namespace"):
+            run_python("print(1)", allow_weaker=True)
+        return
+    r = run_python("import os\nprint(os.getcwd().startswith('/sandbox'), sorted(os.listdir('.')))", allow_weaker=True)
+    assert (r.status, r.stdout, r.weakened) == ("ok", "False ['main.py']\n", ("a mount namespace",))
