@@ -37,6 +37,7 @@ def plot(table: list[dict], path: Path, split: str = "holdout") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4), sharex=True)
     recipes = list(dict.fromkeys(r["recipe"] for r in table))
@@ -49,6 +50,7 @@ def plot(table: list[dict], path: Path, split: str = "holdout") -> None:
         k = next((r["k"] for r in table if r["split"] == split), "k")
         ax.set_title(f"{split} {metric.replace('_at_k', f'@{k}').replace('_', ' ')}")
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("%")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
