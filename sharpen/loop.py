@@ -157,16 +157,18 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
 
     for r in range(start, recipe.rounds + 1):
         torch.manual_seed(derive_seed(recipe.run.seed, "torch", r))
-        last = policy.copy()
+        # a frozen copy of this round's starting policy, only when the objective needs it
+        # (it doubles the model's memory, which matters for real checkpoints)
+        last = policy.copy() if getattr(recipe.objective, "reference", None) == "last" else None
 
-        def reference(which: str, _last: Policy = last) -> Policy:
-            if which == "last":
+        def reference(which: str, _last: Policy | None = last) -> Policy:
+            if which == "last" and _last is not None:
                 return _last
             if which == "base":
                 if "base" not in base:
                     base["base"] = Policy.load(base_path).copy()
                 return base["base"]
-            raise UserError(f"objective.reference: {which!r} is not one of base, last")
+            raise UserError(f"objective.reference: {which!r} is not available; set objective.reference to base or last")
 
         ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
                       progress=progress, threads=threads)
