@@ -7,6 +7,12 @@ step schedule (never a time budget): check greedy accuracy every `check_every` s
 stop at the first check inside the band with every op started; if a check overshoots
 the band, rewind to the previous check (weights and optimizer) and replay that interval
 with finer checks. The result is cached per (task config, seed config, seed).
+
+Learning rate (measured with benchmarks/seed_calibration.py and one-variable runs on
+2 loaded cores): constant AdamW 3e-3 left addition at 0-2% until ~1250 steps (seed 0:
+1350 steps); 1e-2 with 100-step warmup was worse (loss stuck ~1.1 at 400 steps);
+5e-4 was slower. Constant 1e-3 put seeds 0, 1, 2 in band at 400 steps (~60 s), both
+ops rising together: the higher rate was too high, not too low.
 """
 from __future__ import annotations
 
@@ -32,7 +38,9 @@ SEED_ROUND_BASE = 1_000_000  # seed batches use train-split rounds far from the 
 
 class SeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lr: float = Field(3e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (3e-3 stalled addition for ~1250 steps)")
+    warmup_steps: int = Field(0, ge=0, description="linear warmup from lr/warmup_steps to lr")
+    weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(128, gt=0)
     max_steps: int = Field(4000, gt=0)
     check_every: int = Field(50, gt=0)
@@ -48,7 +56,7 @@ def cache_root() -> Path:
 
 
 def seed_key(task_cfg: dict[str, Any], cfg: SeedConfig, seed: int) -> str:
-    blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 1}, sort_keys=True)
+    blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -72,10 +80,12 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
     torch.manual_seed(seed)
     policy = new_tiny_policy(seed)
     model = policy.model
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model.train()
 
     def step_fn(step: int) -> float:
+        for group in opt.param_groups:  # a function of the step alone, so a rewind replays it exactly
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
         batch = task.prompts("train", cfg.batch_size, round=SEED_ROUND_BASE + step)
         p_ids = [policy.encode_prompt(p.text) for p in batch]
         c_ids = [policy.encode_completion(p.reference) for p in batch]
@@ -85,7 +95,7 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        return float(loss)
+        return loss.item()
 
     history: list[dict[str, Any]] = []
     step, every = 0, cfg.check_every
