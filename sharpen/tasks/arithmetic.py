@@ -1,7 +1,7 @@
 """Multi-digit integer arithmetic: the embedded default task, learnable by a tiny model.
 
 The format is chosen so a ~0.5M-parameter character-level transformer trained from
-scratch on CPU reaches *partial* competence in ~1-2k steps (see
+scratch on CPU reaches *partial* competence in ~400 steps at lr 1e-3 (see
 shared/notes/calibration.md), leaving room for self-training to improve it:
 
 - Every operand is zero-padded to a fixed `width` and written least-significant digit
