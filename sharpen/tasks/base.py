@@ -36,10 +36,14 @@ class BaseTask(ABC):
         """Reward in [0, 1] for an extracted answer (0 for None)."""
 
     def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
-        """extract + score per item; tasks with costly checks (code) override to batch them."""
+        """extract, then score every answer (`score_answers`)."""
         if len(prompts) != len(completions):
             raise ValueError(f"score_batch: {len(prompts)} prompts but {len(completions)} completions")
-        return [self.score(p, self.extract(c)) for p, c in zip(prompts, completions)]
+        return self.score_answers(prompts, [self.extract(c) for c in completions])
+
+    def score_answers(self, prompts: Sequence[Prompt], answers: Sequence[str | None]) -> list[float]:
+        """One `score` per item; tasks with costly checks (code, in a sandbox) override this to batch them."""
+        return [self.score(p, a) for p, a in zip(prompts, answers)]
 
 
 class ProceduralTask(BaseTask):

@@ -177,13 +177,8 @@ class CodeTask(BaseTask):
         """1.0 iff the expression gives the expected output on every hidden input."""
         return self.score_answers([prompt], [answer])[0]
 
-    def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
-        """All distinct (expression, problem) pairs of the batch run in one sandboxed process per worker."""
-        if len(prompts) != len(completions):
-            raise ValueError(f"score_batch: {len(prompts)} prompts but {len(completions)} completions")
-        return self.score_answers(prompts, [self.extract(c) for c in completions])
-
     def score_answers(self, prompts: Sequence[Prompt], answers: Sequence[str | None]) -> list[float]:
+        """All distinct (expression, problem) pairs of the batch run in one sandboxed process per worker."""
         keys = [(a, tuple(y for _, y in p.meta["tests"])) if a is not None and _TOKENS.fullmatch(a) else None
                 for p, a in zip(prompts, answers)]
         todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in self._cache}

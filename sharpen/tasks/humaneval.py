@@ -143,13 +143,8 @@ class HumanEvalTask(PoolTask):
     def score(self, prompt: Prompt, answer: str | None) -> float:
         return self.score_answers([prompt], [answer])[0]
 
-    def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
-        """Distinct (problem, body) pairs run once each, `workers` sandboxes at a time."""
-        if len(prompts) != len(completions):
-            raise ValueError(f"score_batch: {len(prompts)} prompts but {len(completions)} completions")
-        return self.score_answers(prompts, [self.extract(c) for c in completions])
-
     def score_answers(self, prompts: Sequence[Prompt], answers: Sequence[str | None]) -> list[float]:
+        """Distinct (problem, body) pairs run once each, `workers` sandboxes at a time."""
         keys = [(p.id, a) if a is not None else None for p, a in zip(prompts, answers)]
         todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in self._cache}
         if todo:
