@@ -172,10 +172,12 @@ def compare(recipes: list[str] = typer.Argument(..., help="recipe names or YAML 
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
-    """Print a run's per-round metrics table."""
+    """Print a run's per-round metrics table and (re)write its report.html."""
     from sharpen import api
+    from sharpen.report.html import write_report
 
     console.print(metrics_table(api.metrics(run_dir), str(run_dir)))
+    _log(f"wrote {write_report(run_dir)}")
 
 
 def main() -> None:

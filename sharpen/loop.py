@@ -26,6 +26,7 @@ from sharpen.monitor.train_stats import sample_stats
 from sharpen.policy import Policy
 from sharpen.progress import RichProgress
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES
+from sharpen.report.html import write_report
 from sharpen.rundir import RunDir, atomic_dir, atomic_write
 from sharpen.tasks import make_task
 from sharpen.types import Context, Sample, Scored
@@ -152,6 +153,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
         metrics = {"round": 0, "splits": splits, "train": {}, "seconds": {"eval": round(time.time() - t0, 2)},
                    "policy": str(base_path)}
         atomic_dir(rundir.round_dir(0), lambda d: _write_json(d / "metrics.json", metrics))
+        write_report(rundir.path)
         log(_summary(metrics))
         start = 1
 
@@ -198,6 +200,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             _write_json(d / "metrics.json", metrics)
 
         atomic_dir(rundir.round_dir(r), write_round)  # the whole round appears at once, or not at all
+        write_report(rundir.path)
         log(_summary(metrics))
 
 

@@ -47,6 +47,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; a run's record is meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()

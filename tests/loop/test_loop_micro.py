@@ -35,6 +35,8 @@ def test_micro_run_writes_the_designed_run_directory(tmp_path, weak_overrides):
     rows = [json.loads(l) for l in (out / "rounds/1/samples.jsonl").read_text().splitlines()]
     assert len(rows) == 96 and {"prompt", "completion", "reward", "correct"} <= set(rows[0])
     assert (out / "rounds/1/checkpoint/config.json").exists()
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "greedy_accuracy" in page and "name: star" in page
     assert not list(out.rglob(".tmp-*"))
 
 
