@@ -9,13 +9,25 @@ Two shapes of task share the split rules of `splits.py`:
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Any, Sequence
 
 from sharpen.errors import UserError
 from sharpen.tasks.splits import check_split, derive_seed, round_batch, take_split
 from sharpen.types import Prompt
+
+
+def json_object(line: str, where: str, example: str) -> dict[str, Any]:
+    """One line of a JSONL file as a dict; errors name "file:line" and the fix."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{where}: bad JSON ({err.msg} at column {err.colno}); write one JSON object per line") from None
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: expected an object like {example}, got {type(row).__name__}")
+    return row
 
 
 class BaseTask(ABC):

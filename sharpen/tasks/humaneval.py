@@ -10,7 +10,6 @@ check(entry_point)` followed by a random pass marker, so a body that exits early
 from __future__ import annotations
 
 import gzip
-import json
 import uuid
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
 from sharpen.sandbox import run_many
-from sharpen.tasks.base import PoolTask
+from sharpen.tasks.base import PoolTask, json_object
 from sharpen.tasks.splits import split_of
 from sharpen.types import SPLITS, Prompt
 
@@ -77,12 +76,7 @@ def read_lines(path: Path) -> list[str]:
 
 def parse_problem(line: str, where: str) -> dict[str, Any]:
     """One problem object, checked; errors name "file:line"."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{where}: bad JSON ({err.msg} at column {err.colno}); write one JSON object per line") from None
-    if not isinstance(row, dict):
-        raise UserError(f"{where}: expected an object with {', '.join(FIELDS)}, got {type(row).__name__}")
+    row = json_object(line, where, "{" + ", ".join(f'"{f}": ...' for f in FIELDS) + "}")
     for name in FIELDS:
         if not isinstance(row.get(name), str) or (name != "canonical_solution" and not row[name].strip()):
             got = "missing" if name not in row else f"not a non-empty string ({type(row[name]).__name__})"

@@ -16,7 +16,6 @@ knows 1/2 == 0.5 == \\frac{1}{2}).
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 from decimal import Decimal, InvalidOperation
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
-from sharpen.tasks.base import PoolTask, final_answer
+from sharpen.tasks.base import PoolTask, final_answer, json_object
 from sharpen.tasks.splits import split_of
 from sharpen.types import SPLITS, Prompt
 
@@ -106,12 +105,7 @@ def _gold_answer(value: Any, where: str, match: str) -> str:
 def parse_row(line: str, path: Path, k: int, cfg: JSONLConfig) -> tuple[str, Prompt]:
     """Line `k` of `path`, checked, as (split, prompt); errors name "file:line"."""
     where = f"{path}:{k}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{where}: bad JSON ({err.msg} at column {err.colno}); write one JSON object per line") from None
-    if not isinstance(row, dict):
-        raise UserError(f'{where}: expected an object like {{"prompt": ..., "answer": ...}}, got {type(row).__name__}')
+    row = json_object(line, where, '{"prompt": ..., "answer": ...}')
     for name in ("prompt", "answer"):
         if name not in row:
             raise UserError(f"{where}: missing field {name!r}; every line needs 'prompt' and 'answer'")

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from sharpen.progress import RichProgress
 from sharpen.types import Completion, Context, Prompt, Sample
 
 
@@ -38,17 +39,6 @@ def make_samples(spec: dict[str, tuple[str, list[str]]]) -> list[Sample]:
     return out
 
 
-class _NoProgress:
-    def __call__(self, description: str, total: int) -> Any:
-        return self
-
-    def __enter__(self) -> Any:
-        return lambda k: None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 @pytest.fixture(name="make_samples")
 def _make_samples_fixture():
     return make_samples
@@ -58,5 +48,5 @@ def _make_samples_fixture():
 def fake_ctx():
     def make(policy: Any = None, refs: dict[str, Any] | None = None) -> Context:
         return Context(task=FakeTask(), policy=policy, round=1, seed=0, reference=(refs or {}).__getitem__,
-                       progress=_NoProgress())
+                       progress=RichProgress(enabled=False))
     return make

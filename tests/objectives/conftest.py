@@ -7,18 +7,8 @@ from typing import Any
 import pytest
 
 from sharpen.policy import new_tiny_policy
+from sharpen.progress import RichProgress
 from sharpen.types import Context
-
-
-class _NoProgress:
-    def __call__(self, description: str, total: int) -> Any:
-        return self
-
-    def __enter__(self) -> Any:
-        return lambda k: None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 @pytest.fixture
@@ -32,5 +22,5 @@ def make_ctx():
     def make(policy: Any, refs: dict[str, Any] | None = None, round: int = 1) -> Context:
         refs = refs or {"base": policy.copy(), "last": policy.copy()}
         return Context(task=None, policy=policy, round=round, seed=0, reference=refs.__getitem__,
-                       progress=_NoProgress())
+                       progress=RichProgress(enabled=False))
     return make
