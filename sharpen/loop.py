@@ -9,7 +9,6 @@ would have done (the resume test checks this bit for bit).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,20 +27,11 @@ from sharpen.progress import RichProgress
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES
 from sharpen.report.html import write_report
 from sharpen.rundir import RunDir, atomic_dir, atomic_write
+from sharpen.seeds import derive_seed, generator
 from sharpen.tasks import make_task
 from sharpen.types import Context, Sample, Scored
 
 Log = Callable[[str], None]
-
-
-def derive_seed(seed: int, *parts: Any) -> int:
-    """A 63-bit seed for one purpose of one round: stable across processes and runs."""
-    h = hashlib.sha256(json.dumps([seed, *parts]).encode()).digest()
-    return int.from_bytes(h[:8], "little") >> 1
-
-
-def generator(seed: int, *parts: Any) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(seed, *parts))
 
 
 def resolve_policy_path(recipe: Recipe, log: Log, progress: Any) -> Path:

@@ -7,8 +7,6 @@ global RNG, so it is the same in a resumed run.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from typing import Any, Callable, Literal, Sequence
 
@@ -17,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from sharpen.errors import UserError
+from sharpen.seeds import generator
 from sharpen.types import Context
 
 LossFn = Callable[[list[Any]], tuple[Tensor, dict[str, float]]]
@@ -44,8 +43,7 @@ def num_steps(n_items: int, batch_size: int, epochs: int, max_steps: int | None 
 
 def data_generator(ctx: Context, purpose: str) -> torch.Generator:
     """A generator for one purpose of one round, stable across processes (resume-safe)."""
-    h = hashlib.sha256(json.dumps([ctx.seed, ctx.round, "objective", purpose]).encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") >> 1)
+    return generator(ctx.seed, ctx.round, "objective", purpose)
 
 
 def fit(
