@@ -33,6 +33,7 @@ class TrainConfig(BaseModel):
         "last", description="read by the loop: 'base' restarts each round from the starting checkpoint (ReST-EM, STaR)")
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm (None: no clipping)")
+    warmup_steps: int = Field(0, ge=0, description="linear lr warmup; a fresh AdamW's first steps are large")
 
 
 def num_steps(n_items: int, batch_size: int, epochs: int, max_steps: int | None = None) -> int:
@@ -58,6 +59,7 @@ def fit(
     weight_decay: float = 0.0,
     grad_clip: float | None = 1.0,
     max_steps: int | None = None,
+    warmup_steps: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Train `policy.model` in place on `items`; returns the per-step mean of every stat.
@@ -70,6 +72,7 @@ def fit(
     model = policy.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / (warmup_steps + 1)))
     sums: dict[str, float] = {}
     steps = 0
     model.train()
@@ -85,6 +88,7 @@ def fit(
                 if grad_clip:
                     stats = {**stats, "grad_norm": float(torch.nn.utils.clip_grad_norm_(params, grad_clip))}
                 opt.step()
+                sched.step()
                 for k, v in {"loss": loss.detach().item(), **stats}.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 steps += 1
@@ -105,7 +109,7 @@ def train(policy: Any, items: Sequence[Any], loss_fn: LossFn, cfg: TrainConfig, 
     with ctx.progress(f"train {name}", total) as advance:
         return fit(policy, items, loss_fn, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                    generator=data_generator(ctx, name), weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
-                   max_steps=cfg.max_steps, progress=advance)
+                   max_steps=cfg.max_steps, warmup_steps=cfg.warmup_steps, progress=advance)
 
 
 def require(data: Sequence[Any], kind: type, objective: str, builders: str) -> None:
