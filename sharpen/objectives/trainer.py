@@ -34,12 +34,23 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm (None: no clipping)")
     warmup_steps: int = Field(0, ge=0, description="linear lr warmup; a fresh AdamW's first steps are large")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="lr after warmup: constant, or cosine decay to 0 by the round's last step")
 
 
 def num_steps(n_items: int, batch_size: int, epochs: int, max_steps: int | None = None) -> int:
     """Optimizer steps `fit` will take (for the progress bar)."""
     steps = epochs * math.ceil(n_items / batch_size)
     return min(steps, max_steps) if max_steps else steps
+
+
+def lr_factor(step: int, total: int, warmup_steps: int = 0, schedule: str = "constant") -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based) of `total`."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total - warmup_steps)))
+    return 1.0
 
 
 def data_generator(ctx: Context, purpose: str) -> torch.Generator:
@@ -60,6 +71,7 @@ def fit(
     grad_clip: float | None = 1.0,
     max_steps: int | None = None,
     warmup_steps: int = 0,
+    schedule: str = "constant",
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Train `policy.model` in place on `items`; returns the per-step mean of every stat.
@@ -72,7 +84,8 @@ def fit(
     model = policy.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / (warmup_steps + 1)))
+    total = num_steps(len(items), batch_size, epochs, max_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total, warmup_steps, schedule))
     sums: dict[str, float] = {}
     steps = 0
     model.train()
@@ -109,7 +122,8 @@ def train(policy: Any, items: Sequence[Any], loss_fn: LossFn, cfg: TrainConfig, 
     with ctx.progress(f"train {name}", total) as advance:
         return fit(policy, items, loss_fn, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                    generator=data_generator(ctx, name), weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
-                   max_steps=cfg.max_steps, warmup_steps=cfg.warmup_steps, progress=advance)
+                   max_steps=cfg.max_steps, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
+                   progress=advance)
 
 
 def require(data: Sequence[Any], kind: type, objective: str, builders: str) -> None:

@@ -40,3 +40,12 @@ def test_fit_is_reproducible_and_respects_max_steps(tiny_policy):
 
 def test_fit_on_no_data_takes_no_step(tiny_policy):
     assert fit(tiny_policy, [], lambda b: None, lr=1.0, epochs=1, batch_size=1, generator=torch.Generator()) == {"steps": 0}
+
+
+def test_lr_factor_warmup_then_cosine_to_zero():
+    from sharpen.objectives.trainer import lr_factor
+
+    assert [lr_factor(s, 10) for s in range(3)] == [1.0, 1.0, 1.0]  # constant: the old schedule
+    assert [round(lr_factor(s, 10, warmup_steps=3), 3) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    cos = [lr_factor(s, 10, warmup_steps=2, schedule="cosine") for s in range(2, 10)]
+    assert cos[0] == 1.0 and all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] < 0.05
