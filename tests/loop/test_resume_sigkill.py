@@ -58,6 +58,7 @@ def test_sigkill_at_random_points_then_resume_matches(tmp_path, weak_checkpoint)
         args = ("resume", str(killed)) if (killed / "config.yaml").exists() else ("run", "star", *overrides, "--out", str(killed))
         proc = subprocess.Popen(_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert proc.wait(600) == 0
+    print(f"rounds complete at each of the {len(kills)} kills: {kills}")
     assert len(kills) >= 3, f"the run finished before enough kills: {kills}"
     assert _metrics(killed) == _metrics(straight)
     assert len(_metrics(straight)) == 4
