@@ -2,7 +2,7 @@
 
 Small enough for a tiny character-level model, yet real code, run in the sandbox:
 
-    prompt      "f(-1)=1;f(2)=7;f(5)=13;f="        completion "2*x+3"
+    prompt      "f(0)=3;f(1)=5;f(5)=13;f="        completion "2*x+3"
 
 Functions come from a small grammar in three levels (1: `x+c`, `x*c`; 2: `a*x+b`, `x*x`,
 `x%c`, `x//c`; 3: `(x+a)*b`, `x*x+c`, `abs(x-c)`, `x//c+d`, `x%c+d`). A completion is
@@ -13,6 +13,11 @@ Prompts are well posed: the shown inputs are chosen so that no other grammar fun
 agrees on them yet differs on a hidden input. The split of a problem is decided by its
 *function* (not its examples), so no eval or holdout function is ever trained on; the
 gold completion is the function's shortest grammar form.
+
+Every prompt shows f(0) and f(1) when 3-4 inputs including them determine the function
+(`anchors`): with random inputs only, the tiny model stayed at 0-1% eval greedy for 450
+seed steps (reading `x+5` off `f(2)=7` takes a subtraction); with the anchors it copies
+offsets and factors and reached 17% at 100 steps, 32% at 200, ~50% at 1000 (seed 0).
 """
 from __future__ import annotations
 
@@ -86,13 +91,22 @@ def well_posed(target: Function, shown: Sequence[int]) -> bool:
     return not any(f is not target and [f.outputs[i] for i in idx] == want for f in FUNCTIONS.values())
 
 
-def choose_examples(target: Function, rng: random.Random, tries: int = 20) -> list[int] | None:
-    """3 (else 4) sorted inputs that determine `target` within the grammar, or None."""
-    for k in (3, 4):
-        for _ in range(tries):
-            shown = sorted(rng.sample(HIDDEN_INPUTS, k))
-            if well_posed(target, shown):
-                return shown
+def choose_examples(target: Function, rng: random.Random, tries: int = 20,
+                    anchors: Sequence[int] = ()) -> list[int] | None:
+    """3 (else 4) sorted inputs that determine `target` within the grammar, or None.
+
+    The `anchors` are shown whenever some 3 or 4 inputs including them determine the
+    function (else any inputs that do): f(0) reads off an offset and f(1) a slope, so a
+    tiny model can copy constants instead of subtracting two shown outputs."""
+    rest = [x for x in HIDDEN_INPUTS if x not in anchors]
+    for pool, fixed in ((rest, sorted(set(anchors))), (list(HIDDEN_INPUTS), [])) if anchors else ((HIDDEN_INPUTS, []),):
+        for k in (3, 4):
+            if k <= len(fixed):
+                continue
+            for _ in range(tries):
+                shown = sorted(fixed + rng.sample(pool, k - len(fixed)))
+                if well_posed(target, shown):
+                    return shown
     return None
 
 
@@ -108,6 +122,8 @@ class CodeConfig(BaseModel):
     name: Literal["code"] = "code"
     difficulty: tuple[int, int] = (1, 3)
     """[lo, hi] grammar levels, each equally likely (1: x+c, x*c; 2: a*x+b, x*x, x%c, x//c; 3: compositions)."""
+    anchors: tuple[int, ...] = (0, 1)
+    """Inputs shown in every prompt that they help determine (f(0) = offset, f(1) = slope + offset); [] for random inputs only."""
     seed: int = 0
     """Seeds the split hash and every problem stream."""
     workers: int = 2
@@ -122,6 +138,13 @@ class CodeConfig(BaseModel):
         if not 1 <= lo <= hi <= max(TEMPLATES):
             raise ValueError(f"use [lo, hi] with 1 <= lo <= hi <= {max(TEMPLATES)}, got [{lo}, {hi}]")
         return difficulty
+
+    @field_validator("anchors")
+    @classmethod
+    def _anchors(cls, anchors: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(anchors)) != len(anchors) or len(anchors) > 2 or not set(anchors) <= set(HIDDEN_INPUTS):
+            raise ValueError(f"use at most 2 distinct inputs from {HIDDEN_INPUTS[0]}..{HIDDEN_INPUTS[-1]}, got {list(anchors)}")
+        return anchors
 
 
 class CodeTask(BaseTask):
@@ -148,7 +171,7 @@ class CodeTask(BaseTask):
         misses = 0
         while len(out) < n:
             target, level = self.draw_function(rng)
-            shown = choose_examples(target, rng) if split_of(target.expression, self.seed) == split else None
+            shown = choose_examples(target, rng, anchors=self.cfg.anchors) if split_of(target.expression, self.seed) == split else None
             text = render(target, shown) if shown else ""
             if not shown or (split != "train" and text in seen):
                 misses += 1

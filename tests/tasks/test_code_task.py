@@ -101,3 +101,15 @@ def test_results_are_cached_per_expression_and_problem(monkeypatch):
     assert task.score_batch(ps, completions) == first[:20] == [1.0] * 20
     assert calls == [len({(c, q.answer) for c, q in zip(completions, ps)})]
     assert task.score(ps[0], None) == 0.0 and task.score(ps[0], ps[0].reference) == 1.0
+
+
+def test_anchors_are_shown_whenever_they_can_determine_the_function():
+    prompts = TASK.prompts("train", 300)
+    with_anchors = [p for p in prompts if {0, 1} <= set(p.meta["shown"])]
+    assert len(with_anchors) >= 0.95 * len(prompts)  # only a few x//c need other inputs
+    plain = code(CodeConfig(anchors=()))
+    assert sum({0, 1} <= set(p.meta["shown"]) for p in plain.prompts("train", 300)) < 0.2 * 300
+    with pytest.raises(UserError, match="task.anchors"):
+        make_task({"name": "code", "anchors": [0, 0]})
+    with pytest.raises(UserError, match="task.anchors"):
+        make_task({"name": "code", "anchors": [99]})
