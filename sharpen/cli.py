@@ -110,8 +110,7 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a local Hugging Face mode
 def demo(seed: int = typer.Option(0, help="seed for the seed model and the run"),
          rounds: int = typer.Option(3, min=1),
          out: Optional[Path] = typer.Option(None)) -> None:
-    """Seed the tiny model (if not cached), run STaR for 3 rounds next to its supervised
-    control, and print round vs held-out accuracy."""
+    """Seed the tiny model if needed, run STaR next to its supervised control, print the table."""
     from sharpen import api
 
     t0 = time.time()
