@@ -46,7 +46,6 @@ class RunConfig(_Strict):
     seed: int = Field(0, description="seeds the seed model, every round's prompts, sampling and data order")
     out: str | None = Field(None, description="run directory (default runs/<name>-<time>)")
     threads: int | None = Field(None, gt=0, description="torch threads (default: 1 for the tiny model, all cores otherwise)")
-    control: bool = Field(False, description="also record supervised training on the true answers of the same prompts")
 
 
 class Recipe(_Strict):

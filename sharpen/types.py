@@ -106,9 +106,6 @@ class RLGroup:
     completion_ids: list[list[int]]
 
 
-TrainData = list[SFTExample] | list[PreferencePair] | list[RLGroup]
-
-
 @dataclass
 class Built:
     """A builder's output: training data plus counts for metrics.json (`train` block)."""
@@ -139,9 +136,6 @@ class Task(Protocol):
     def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
         """Score many completions at once (extract + score); code tasks batch sandbox runs."""
         ...
-
-
-Progress = Callable[[int], None]
 
 
 class ProgressFactory(Protocol):
