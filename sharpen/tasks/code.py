@@ -21,13 +21,15 @@ offsets and factors and reached 17% at 100 steps, 32% at 200, ~50% at 1000 (seed
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, field_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
@@ -37,17 +39,18 @@ from sharpen.tasks.splits import check_split, derive_seed, split_of
 from sharpen.types import Prompt
 
 HIDDEN_INPUTS: tuple[int, ...] = tuple(range(-3, 13))
-MAX_EXPRESSION = 32  # characters; every grammar form is at most 11
+MAX_EXPRESSION = 32  # characters; every grammar form is at most 12
 _TOKENS = re.compile(r"(?:abs|x|[0-9]+|[-+*/%() ])+")
-_C, _K, _M = range(1, 10), range(2, 10), range(2, 6)  # offsets, multipliers, small divisors
-# level -> templates with the constants each takes; drawn uniformly, then constants uniformly
-TEMPLATES: dict[int, list[tuple[str, dict[str, range]]]] = {
-    1: [("x+{c}", {"c": _C}), ("x-{c}", {"c": _C}), ("x*{c}", {"c": _K})],
-    2: [("{a}*x+{b}", {"a": _K, "b": _C}), ("{a}*x-{b}", {"a": _K, "b": _C}), ("x*x", {}),
+_K, _M = range(2, 10), range(2, 6)  # multipliers, small divisors; offsets are 1..max_constant
+# level -> templates with the constants each takes ("C" = offsets 1..max_constant); drawn
+# uniformly, then constants uniformly
+TEMPLATES: dict[int, list[tuple[str, dict[str, range | str]]]] = {
+    1: [("x+{c}", {"c": "C"}), ("x-{c}", {"c": "C"}), ("x*{c}", {"c": _K})],
+    2: [("{a}*x+{b}", {"a": _K, "b": "C"}), ("{a}*x-{b}", {"a": _K, "b": "C"}), ("x*x", {}),
         ("x%{c}", {"c": _K}), ("x//{c}", {"c": _K})],
-    3: [("(x+{a})*{b}", {"a": _C, "b": _K}), ("(x-{a})*{b}", {"a": _C, "b": _K}), ("x*x+{c}", {"c": _C}),
-        ("x*x-{c}", {"c": _C}), ("abs(x-{c})", {"c": _C}), ("x//{c}+{d}", {"c": _M, "d": _C}),
-        ("x//{c}-{d}", {"c": _M, "d": _C}), ("x%{c}+{d}", {"c": _M, "d": _C})],
+    3: [("(x+{a})*{b}", {"a": "C", "b": _K}), ("(x-{a})*{b}", {"a": "C", "b": _K}), ("x*x+{c}", {"c": "C"}),
+        ("x*x-{c}", {"c": "C"}), ("abs(x-{c})", {"c": "C"}), ("x//{c}+{d}", {"c": _M, "d": "C"}),
+        ("x//{c}-{d}", {"c": _M, "d": "C"}), ("x%{c}+{d}", {"c": _M, "d": "C"})],
 }
 
 
@@ -64,50 +67,59 @@ def _outputs(expression: str) -> tuple[int, ...]:
     return tuple(f(x) for x in HIDDEN_INPUTS)
 
 
+def _ranges(constants: dict[str, range | str], max_constant: int) -> dict[str, range]:
+    return {k: range(1, max_constant + 1) if v == "C" else v for k, v in constants.items()}  # type: ignore[misc]
+
+
 def _instances(template: str, constants: dict[str, range]) -> list[str]:
     names = list(constants)
     return [template.format(**dict(zip(names, values))) for values in itertools.product(*constants.values())]
 
 
-def _build_grammar() -> tuple[dict[tuple[int, ...], Function], dict[str, Function]]:
-    """Every grammar expression, grouped by the function it computes on the hidden inputs."""
-    forms: dict[tuple[int, ...], list[str]] = {}
-    for templates in TEMPLATES.values():
-        for template, constants in templates:
-            for expr in _instances(template, constants):
-                forms.setdefault(_outputs(expr), []).append(expr)
-    functions = {out: Function(min(exprs, key=lambda e: (len(e), e)), out) for out, exprs in forms.items()}
-    of_expression = {e: functions[out] for out, exprs in forms.items() for e in exprs}
-    return functions, of_expression
+class Grammar:
+    """Every expression of the templates with offsets up to `max_constant`, grouped by the
+    function it computes on the hidden inputs, with an output matrix for fast uniqueness checks."""
+
+    def __init__(self, max_constant: int) -> None:
+        self.max_constant = max_constant
+        forms: dict[tuple[int, ...], list[str]] = {}
+        for templates in TEMPLATES.values():
+            for template, constants in templates:
+                for expr in _instances(template, _ranges(constants, max_constant)):
+                    forms.setdefault(_outputs(expr), []).append(expr)
+        self.functions = [Function(min(exprs, key=lambda e: (len(e), e)), out) for out, exprs in forms.items()]
+        by_out = {f.outputs: f for f in self.functions}
+        self.function_of = {e: by_out[out] for out, exprs in forms.items() for e in exprs}
+        self.outputs = np.array([f.outputs for f in self.functions], dtype=np.int64)
+
+    def well_posed(self, target: Function, shown: Sequence[int]) -> bool:
+        """True iff every grammar function agreeing with `target` on the `shown` inputs equals it."""
+        idx = [HIDDEN_INPUTS.index(x) for x in shown]
+        want = np.array([target.outputs[i] for i in idx], dtype=np.int64)
+        return int((self.outputs[:, idx] == want).all(axis=1).sum()) == 1
+
+    def choose_examples(self, target: Function, rng: random.Random, tries: int = 20,
+                        anchors: Sequence[int] = ()) -> list[int] | None:
+        """3 (else 4) sorted inputs that determine `target` within the grammar, or None.
+
+        The `anchors` are shown whenever some 3 or 4 inputs including them determine the
+        function (else any inputs that do): f(0) reads off an offset and f(1) a slope, so a
+        tiny model can copy constants instead of subtracting two shown outputs."""
+        rest = [x for x in HIDDEN_INPUTS if x not in anchors]
+        for pool, fixed in ((rest, sorted(set(anchors))), (list(HIDDEN_INPUTS), [])) if anchors else ((HIDDEN_INPUTS, []),):
+            for k in (3, 4):
+                if k <= len(fixed):
+                    continue
+                for _ in range(tries):
+                    shown = sorted(fixed + rng.sample(pool, k - len(fixed)))
+                    if self.well_posed(target, shown):
+                        return shown
+        return None
 
 
-FUNCTIONS, FUNCTION_OF = _build_grammar()
-
-
-def well_posed(target: Function, shown: Sequence[int]) -> bool:
-    """True iff every grammar function agreeing with `target` on the `shown` inputs equals it."""
-    idx = [HIDDEN_INPUTS.index(x) for x in shown]
-    want = [target.outputs[i] for i in idx]
-    return not any(f is not target and [f.outputs[i] for i in idx] == want for f in FUNCTIONS.values())
-
-
-def choose_examples(target: Function, rng: random.Random, tries: int = 20,
-                    anchors: Sequence[int] = ()) -> list[int] | None:
-    """3 (else 4) sorted inputs that determine `target` within the grammar, or None.
-
-    The `anchors` are shown whenever some 3 or 4 inputs including them determine the
-    function (else any inputs that do): f(0) reads off an offset and f(1) a slope, so a
-    tiny model can copy constants instead of subtracting two shown outputs."""
-    rest = [x for x in HIDDEN_INPUTS if x not in anchors]
-    for pool, fixed in ((rest, sorted(set(anchors))), (list(HIDDEN_INPUTS), [])) if anchors else ((HIDDEN_INPUTS, []),):
-        for k in (3, 4):
-            if k <= len(fixed):
-                continue
-            for _ in range(tries):
-                shown = sorted(fixed + rng.sample(pool, k - len(fixed)))
-                if well_posed(target, shown):
-                    return shown
-    return None
+@functools.lru_cache(maxsize=4)
+def grammar(max_constant: int) -> Grammar:
+    return Grammar(max_constant)
 
 
 def render(target: Function, shown: Sequence[int]) -> str:
@@ -122,6 +134,8 @@ class CodeConfig(BaseModel):
     name: Literal["code"] = "code"
     difficulty: tuple[int, int] = (1, 3)
     """[lo, hi] grammar levels, each equally likely (1: x+c, x*c; 2: a*x+b, x*x, x%c, x//c; 3: compositions)."""
+    max_constant: int = Field(99, ge=1, le=99)
+    """Largest offset constant c in x+c, a*x+b, ...: more constants, more functions to generalize over."""
     anchors: tuple[int, ...] = (0, 1)
     """Inputs shown in every prompt that they help determine (f(0) = offset, f(1) = slope + offset); [] for random inputs only."""
     seed: int = 0
@@ -156,12 +170,14 @@ class CodeTask(BaseTask):
         self.cfg = cfg
         self.seed = cfg.seed
         self._cache: dict[tuple[str, tuple[int, ...]], bool] = {}
+        self.grammar = grammar(cfg.max_constant)
 
     def draw_function(self, rng: random.Random) -> tuple[Function, int]:
         level = rng.randint(*self.cfg.difficulty)
         template, constants = rng.choice(TEMPLATES[level])
-        expr = template.format(**{name: rng.choice(values) for name, values in constants.items()})
-        return FUNCTION_OF[expr], level
+        ranges = _ranges(constants, self.cfg.max_constant)
+        expr = template.format(**{name: rng.choice(values) for name, values in ranges.items()})
+        return self.grammar.function_of[expr], level
 
     def prompts(self, split: str, n: int, round: int = 0, patience: int = 5000) -> list[Prompt]:
         check_split(split)
@@ -171,7 +187,7 @@ class CodeTask(BaseTask):
         misses = 0
         while len(out) < n:
             target, level = self.draw_function(rng)
-            shown = choose_examples(target, rng, anchors=self.cfg.anchors) if split_of(target.expression, self.seed) == split else None
+            shown = self.grammar.choose_examples(target, rng, anchors=self.cfg.anchors) if split_of(target.expression, self.seed) == split else None
             text = render(target, shown) if shown else ""
             if not shown or (split != "train" and text in seen):
                 misses += 1
@@ -184,7 +200,7 @@ class CodeTask(BaseTask):
             tests = [[x, y] for x, y in zip(HIDDEN_INPUTS, target.outputs)]
             out.append(Prompt(id=f"code:{target.expression}:{','.join(map(str, shown))}", text=text,
                               answer=target.expression, reference=target.expression,
-                              meta={"level": level, "shown": shown, "tests": tests}))
+                              meta={"level": level, "op": f"level{level}", "shown": shown, "tests": tests}))
         return out
 
     def extract(self, completion: str) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 
 from sharpen.errors import UserError
 from sharpen.tasks import make_task
-from sharpen.tasks.code import FUNCTION_OF, HIDDEN_INPUTS, CodeConfig, CodeTask, code
+from sharpen.tasks.code import HIDDEN_INPUTS, CodeConfig, CodeTask, code
 
 TASK = code(CodeConfig())
 
@@ -33,7 +33,7 @@ def test_prompts_are_short_printable_and_carry_their_tests():
 def test_examples_determine_the_function_within_the_grammar():
     """Brute force over every grammar form (not the task's own check): none agrees on the shown
     inputs yet differs on a hidden one."""
-    forms = {e: [eval(f"lambda x: {e}")(x) for x in HIDDEN_INPUTS] for e in FUNCTION_OF}
+    forms = {e: [eval(f"lambda x: {e}")(x) for x in HIDDEN_INPUTS] for e in TASK.grammar.function_of}
     for p in TASK.prompts("train", 150) + TASK.prompts("eval", 50):
         shown = [(int(a[2:-1]), int(b)) for a, b in (ex.split("=") for ex in p.text.split(";")[:-1])]
         hidden = [y for _, y in p.meta["tests"]]
