@@ -4,10 +4,17 @@ Small enough for a tiny character-level model, yet real code, run in the sandbox
 
     prompt      "f(0)=3;f(1)=5;f(5)=13;f="        completion "2*x+3"
 
-Functions come from a small grammar in three levels (1: `x+c`, `x*c`; 2: `a*x+b`, `x*x`,
-`x%c`, `x//c`; 3: `(x+a)*b`, `x*x+c`, `abs(x-c)`, `x//c+d`, `x%c+d`). A completion is
-correct iff it matches the function on every hidden test input (x in -3..12), whatever
-its form (`x+x+3` is as good as `2*x+3`).
+Functions come from a grammar in three levels (1: `x+c`, `x*c`; 2: `a*x+b`, `x*x`,
+`x%c`, `x//c`; 3: `(x+a)*b`, `x*x+c`, `abs(x-c)`, `x//c+d`, `x%c+d`), with offsets
+c, b, d up to `max_constant` (99: 4,520 functions). A completion is correct iff it
+matches the function on every hidden test input (x in -3..12), whatever its form
+(`x+x+3` is as good as `2*x+3`).
+
+Why offsets up to 99 (benchmarks/code_generalization.py, gold SFT from scratch, seed 0):
+with offsets 1..9 (438 functions, 41 in holdout) the model memorized the train functions
+(loss 0.03 at 1200 steps) while holdout greedy stalled at 24-30%, and STaR could not lift
+it; with offsets 1..99 holdout rose with training (38% at 400 steps, 61% at 1000, 68% at
+1200) and tracked eval, so fitting the train functions teaches a rule that transfers.
 
 Prompts are well posed: the shown inputs are chosen so that no other grammar function
 agrees on them yet differs on a hidden input. The split of a problem is decided by its
