@@ -46,6 +46,8 @@ class RunConfig(_Strict):
     seed: int = Field(0, description="seeds the seed model, every round's prompts, sampling and data order")
     out: str | None = Field(None, description="run directory (default runs/<name>-<time>)")
     threads: int | None = Field(None, gt=0, description="torch threads (default: 1 for the tiny model, all cores otherwise)")
+    samples: Literal["jsonl", "gzip", "none"] = Field(
+        "jsonl", description="each round's samples: samples.jsonl, samples.jsonl.gz (big rounds), or not kept")
 
 
 class Recipe(_Strict):

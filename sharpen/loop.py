@@ -9,6 +9,7 @@ would have done (the resume test checks this bit for bit).
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
@@ -91,6 +92,16 @@ def samples_jsonl(scored: list[Scored]) -> str:
             "reward": s.reward, "correct": s.correct, "answer": s.answer, "scores": s.scores,
         }))
     return "\n".join(rows) + "\n"
+
+
+def write_samples(round_dir: Path, scored: list[Scored], how: str) -> None:
+    """samples.jsonl, or samples.jsonl.gz for big rounds: a star_code round's 192,000
+    samples are 44.1 MB as text and 1.5 MB gzipped (0.8 s; mtime 0 keeps the bytes
+    reproducible)."""
+    if how == "jsonl":
+        (round_dir / "samples.jsonl").write_text(samples_jsonl(scored))
+    elif how == "gzip":
+        (round_dir / "samples.jsonl.gz").write_bytes(gzip.compress(samples_jsonl(scored).encode(), mtime=0))
 
 
 def _check_same_recipe(rundir: RunDir, recipe: Recipe) -> None:
@@ -185,7 +196,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
                    "seconds": {"sample": round(t_sample, 2), "train": round(t_train, 2), "eval": round(t_eval, 2)}}
 
         def write_round(d: Path) -> None:
-            (d / "samples.jsonl").write_text(samples_jsonl(scored))
+            write_samples(d, scored, recipe.run.samples)
             policy.save(d / "checkpoint")
             _write_json(d / "metrics.json", metrics)
 

@@ -84,3 +84,16 @@ def test_supervised_control_runs_next_to_star_in_two_processes(tmp_path, weak_ov
     assert star[0]["splits"] == control[0]["splits"]  # same starting policy, same evaluation draws
     assert control[1]["train"]["kept"] == 24  # one gold completion per prompt of the round
     assert star[1]["train"]["samples"] == control[1]["train"]["samples"] == 96
+
+
+@pytest.mark.parametrize("how, name", [("gzip", "samples.jsonl.gz"), ("none", None)])
+def test_samples_can_be_gzipped_or_dropped(tmp_path, weak_overrides, how, name):
+    import gzip
+
+    plain = api.run("star", weak_overrides, out=tmp_path / "plain", log=lambda m: None)
+    out = api.run("star", [*weak_overrides, f"run.samples={how}"], out=tmp_path / how, log=lambda m: None)
+    files = {p.name for p in (out / "rounds/1").iterdir()}
+    assert "samples.jsonl" not in files and (name in files if name else not any(f.startswith("samples") for f in files))
+    if name:
+        assert gzip.decompress((out / "rounds/1" / name).read_bytes()) == (plain / "rounds/1/samples.jsonl").read_bytes()
+    assert [_strip_seconds(m) for m in api.metrics(out)] == [_strip_seconds(m) for m in api.metrics(plain)]
