@@ -23,7 +23,7 @@ err = Console(stderr=True)
 
 
 def _log(msg: str) -> None:
-    console.print(msg, highlight=False, soft_wrap=True)
+    console.print(msg, highlight=False, soft_wrap=True, markup=False)
 
 
 def _pct(x: Any) -> str:
@@ -183,7 +183,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as e:
-        err.print(f"error: {e}", highlight=False, soft_wrap=True)
+        err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
     except (typer.Exit, SystemExit) as e:
         raise e

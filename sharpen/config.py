@@ -103,7 +103,7 @@ def _one_line(source: str, prefix: str, err: ValidationError) -> UserError:
         msg = "missing: add it to the recipe or pass " + f"{field}=..."
     elif "input" in e and not isinstance(e["input"], (dict, list)):
         msg += f" (got {e['input']!r})"
-    return UserError(f"{source}: {field}: {msg}")
+    return UserError(f"{source}: {field}: {msg}", field=field, detail=msg)
 
 
 def _validate_part(source: str, part: str, value: Any) -> BaseModel:
@@ -114,11 +114,13 @@ def _validate_part(source: str, part: str, value: Any) -> BaseModel:
         raise UserError(f"{source}: {part}: expected a mapping with `{key}:` (got {value!r})")
     name = value.get(key)
     if name is None:
-        raise UserError(f"{source}: {part}.{key}: missing; one of {', '.join(registry.names())}")
+        detail = f"missing; one of {', '.join(registry.names())}"
+        raise UserError(f"{source}: {part}.{key}: {detail}", field=f"{part}.{key}", detail=detail)
     try:
         entry = registry.get(str(name))
     except KeyError:
-        raise UserError(f"{source}: {part}.{key}: unknown {registry.part} {name!r}; one of {', '.join(registry.names())}") from None
+        detail = f"unknown {registry.part} {name!r}; one of {', '.join(registry.names())}"
+        raise UserError(f"{source}: {part}.{key}: {detail}", field=f"{part}.{key}", detail=detail) from None
     try:
         return entry.config.model_validate(value)
     except ValidationError as err:
@@ -187,8 +189,8 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
         # the sampler's log-probs (pi_old) are at sample.temperature: a different training
         # temperature makes the importance ratio wrong from the first step
-        raise UserError(f"{source}: objective.temperature: {temp} must equal sample.temperature "
-                        f"({recipe.sample.temperature}); set both to the same value")
+        detail = f"{temp} must equal sample.temperature ({recipe.sample.temperature}); set both to the same value"
+        raise UserError(f"{source}: objective.temperature: {detail}", field="objective.temperature", detail=detail)
     return recipe
 
 
@@ -198,5 +200,21 @@ def load_recipe(ref: str | Path | dict[str, Any], overrides: list[str] | None = 
         source, data = "recipe", dict(ref)
     else:
         source, data = read_recipe_file(str(ref))
-    apply_overrides(data, list(overrides or []))
-    return validate_recipe(data, source)
+    overrides = list(overrides or [])
+    apply_overrides(data, overrides)
+    try:
+        return validate_recipe(data, source)
+    except UserError as err:
+        raise _blame_override(err, overrides) from None
+
+
+def _blame_override(err: UserError, overrides: list[str]) -> UserError:
+    """Name the override a bad field came from (`override 'sample.n=-1': sample.n: ...`),
+    not the recipe file, which may be fine."""
+    if err.field is None:
+        return err
+    for item in reversed(overrides):  # the last override of a key is the one that counts
+        key = item.partition("=")[0].strip()
+        if err.field == key or err.field.startswith(key + ".") or key.startswith(err.field + "."):
+            return UserError(f"override {item!r}: {err.field}: {err.detail}", field=err.field, detail=err.detail)
+    return err

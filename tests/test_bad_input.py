@@ -64,7 +64,8 @@ def no_partial_files(root: Path) -> None:
 ])
 def test_bad_recipe_override(capsys, monkeypatch, tmp_path, overrides, needles):
     code, _, err = cli(capsys, monkeypatch, "run", "star", *overrides, "--out", tmp_path / "run")
-    one_line_error(code, err, *needles)
+    one_line_error(code, err, *needles, f"override {overrides[0]!r}")  # the override, not star.yaml, is at fault
+    assert "star.yaml" not in err
     assert not (tmp_path / "run").exists()
 
 
