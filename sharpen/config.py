@@ -190,7 +190,8 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         # the sampler's log-probs (pi_old) are at sample.temperature: a different training
         # temperature makes the importance ratio wrong from the first step
         detail = f"{temp} must equal sample.temperature ({recipe.sample.temperature}); set both to the same value"
-        raise UserError(f"{source}: objective.temperature: {detail}", field="objective.temperature", detail=detail)
+        raise UserError(f"{source}: objective.temperature: {detail}", field="objective.temperature", detail=detail,
+                        related=("sample.temperature",))
     return recipe
 
 
@@ -215,6 +216,6 @@ def _blame_override(err: UserError, overrides: list[str]) -> UserError:
         return err
     for item in reversed(overrides):  # the last override of a key is the one that counts
         key = item.partition("=")[0].strip()
-        if err.field == key or err.field.startswith(key + ".") or key.startswith(err.field + "."):
+        if any(f == key or f.startswith(key + ".") or key.startswith(f + ".") for f in (err.field, *err.related)):
             return UserError(f"override {item!r}: {err.field}: {err.detail}", field=err.field, detail=err.detail)
     return err

@@ -227,4 +227,4 @@ def test_real_entry_point_prints_one_line_and_exits_2(tmp_path):
 
 def test_grpo_temperature_must_match_sampling(capsys, monkeypatch, tmp_path):
     code, _, err = cli(capsys, monkeypatch, "run", "grpo", "sample.temperature=1.0", "--out", tmp_path / "run")
-    one_line_error(code, err, "objective.temperature", "sample.temperature")
+    one_line_error(code, err, "override 'sample.temperature=1.0'", "objective.temperature", "sample.temperature")
