@@ -25,7 +25,8 @@ gold completion is the function's shortest grammar form.
 Every prompt shows f(0) and f(1) when 3-4 inputs including them determine the function
 (`anchors`): with random inputs only, the tiny model stayed at 0-1% eval greedy for 450
 seed steps (reading `x+5` off `f(2)=7` takes a subtraction); with the anchors it copies
-offsets and factors and reached 17% at 100 steps, 32% at 200, ~50% at 1000 (seed 0).
+offsets and factors and reached 17% at 100 steps, 32% at 200, ~50% at 1000 (seed 0,
+when offsets went to 9).
 """
 from __future__ import annotations
 
@@ -89,7 +90,6 @@ class Grammar:
     function it computes on the hidden inputs, with an output matrix for fast uniqueness checks."""
 
     def __init__(self, max_constant: int) -> None:
-        self.max_constant = max_constant
         forms: dict[tuple[int, ...], list[str]] = {}
         for templates in TEMPLATES.values():
             for template, constants in templates:
