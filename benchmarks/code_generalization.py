@@ -19,11 +19,12 @@ from sharpen.objectives.sft import sft_loss
 from sharpen.policy.tiny import new_tiny_policy
 from sharpen.seeding import SEED_ROUND_BASE
 from sharpen.tasks import make_task
+from sharpen.engines.hf import greedy, sample
 
 
 def accuracy(policy, task, split: str, n: int) -> tuple[float, dict[int, float]]:
     prompts = task.prompts(split, n)
-    outs = policy.greedy([p.text for p in prompts], max_new_tokens=24)
+    outs = greedy(policy, [p.text for p in prompts], max_new_tokens=24)
     scores = task.score_batch(prompts, outs)
     by: dict[int, list[float]] = {}
     for p, s in zip(prompts, scores):

@@ -20,7 +20,8 @@ from typing import Callable
 import torch
 
 from sharpen.policy import Policy, new_tiny_policy
-from sharpen.policy.sampler import left_pad
+from sharpen.engines.sampler import left_pad
+from sharpen.engines.hf import greedy, sample
 
 
 def _reversed_addition(rng: random.Random) -> tuple[str, str]:
@@ -58,8 +59,8 @@ def demo_workload(n_prompts: int) -> tuple[Policy, list[str]]:
 
 
 def run_sampler(policy: Policy, prompts: list[str], args: argparse.Namespace, seed: int) -> int:
-    groups = policy.sample(prompts, n=args.n, temperature=args.temperature, top_p=args.top_p,
-                           max_new_tokens=args.max_new_tokens, generator=torch.Generator().manual_seed(seed),
+    groups = sample(policy, prompts, n=args.n, temperature=args.temperature, top_p=args.top_p,
+                           max_new_tokens=args.max_new_tokens, seed=seed,
                            batch_size=args.batch_size)
     return sum(len(c.token_ids) for g in groups for c in g)
 

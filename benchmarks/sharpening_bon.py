@@ -16,6 +16,7 @@ import torch
 
 from sharpen.policy import Policy
 from sharpen.tasks import make_task
+from sharpen.engines.hf import greedy, sample
 
 
 def main() -> None:
@@ -30,9 +31,9 @@ def main() -> None:
     task = make_task({"name": "arithmetic"})
     policy = Policy.load(args.seed_path)
     prompts = task.prompts("holdout", args.prompts)
-    greedy = task.score_batch(prompts, policy.greedy([p.text for p in prompts], max_new_tokens=24))
-    groups = policy.sample([p.text for p in prompts], n=args.n, temperature=args.temperature, max_new_tokens=24,
-                           generator=torch.Generator().manual_seed(0))
+    greedy = task.score_batch(prompts, greedy(policy, [p.text for p in prompts], max_new_tokens=24))
+    groups = sample(policy, [p.text for p in prompts], n=args.n, temperature=args.temperature, max_new_tokens=24,
+                           seed=0)
     # rank by the model's own log-likelihood at temperature 1 (the sharpening self-reward)
     flat_p = [p for p, g in zip(prompts, groups) for _ in g]
     flat_c = [c for g in groups for c in g]

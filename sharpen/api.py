@@ -41,18 +41,40 @@ def seed(task: str | dict = "arithmetic", seed: int = 0, log: Log = print, progr
 
 
 def evaluate(checkpoint: str | Path, task: str | dict = "arithmetic", n: int = 500, k: int = 8,
-             splits: tuple[str, ...] = ("eval", "holdout"), seed: int = 0, progress: Any = None) -> dict[str, Any]:
-    """Held-out greedy / pass@k / maj@k of any local HF checkpoint on a task."""
-    from sharpen.policy import Policy
+             splits: tuple[str, ...] = ("eval", "holdout"), seed: int = 0, progress: Any = None,
+             engine: str = "hf", max_new_tokens: int | None = None, policy: dict | None = None) -> dict[str, Any]:
+    """Held-out greedy / pass@k / maj@k of any local HF checkpoint (or round checkpoint with a
+    LoRA adapter, or .gguf file) on a task. An instruct checkpoint's chat template is applied
+    (policy.prompt_format auto); `policy` takes other `policy:` keys (dtype, system_prompt...)."""
+    from sharpen.engines import make_engine
     from sharpen.progress import RichProgress
     from sharpen.tasks import make_task
 
+    eval_cfg: dict[str, Any] = {"n": n, "k": k, "splits": list(splits)}
+    if max_new_tokens is not None:
+        eval_cfg["max_new_tokens"] = max_new_tokens
     rec = load_recipe({"name": "eval", "task": {"name": task} if isinstance(task, str) else task,
-                       "build": "sft", "objective": "sft", "eval": {"n": n, "k": k, "splits": list(splits)},
-                       "run": {"seed": seed}})
+                       "policy": {**(policy or {}), "path": str(checkpoint)}, "engine": {"kind": engine},
+                       "build": "sft", "objective": "sft", "eval": eval_cfg, "run": {"seed": seed}})
+    path = loop.resolve_policy_path(rec, print, progress)
+    pol = loop.load_policy(rec, path)
+    loop.set_threads(rec, pol)
+    eng = make_engine(rec.engine, pol, batch_size=rec.sample.batch_size)
+    try:
+        eng.sync(pol)
+        return loop.evaluate(eng, make_task(rec.task), rec, progress or RichProgress())
+    finally:
+        eng.close()
+
+
+def export(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write a plain HF directory (LoRA adapters merged in) that loads without PEFT or sharpen."""
+    from sharpen.policy import Policy
+    from sharpen.rundir import atomic_dir
+
     policy = Policy.load(checkpoint)
-    loop.set_threads(rec, policy)
-    return loop.evaluate(policy, make_task(rec.task), rec, progress or RichProgress())
+    atomic_dir(Path(out), policy.save_merged)
+    return Path(out)
 
 
 def control_recipe(rec: Recipe) -> Recipe:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -90,20 +90,39 @@ def resume(run_dir: Path = typer.Argument(..., help="a run directory"),
 
 @app.command("eval")
 def eval_(checkpoint: Path = typer.Argument(..., help="a local Hugging Face model directory"),
+          overrides: Optional[list[str]] = typer.Argument(None, help="task.KEY=VALUE, e.g. task.path=data.jsonl"),
           task: str = typer.Option("arithmetic", help="task name"),
           n: int = typer.Option(500, min=1, help="prompts per split"),
           k: int = typer.Option(8, min=0, help="samples per prompt for pass@k / maj@k"),
+          engine: str = typer.Option("hf", help="sampling engine"),
+          max_new_tokens: Optional[int] = typer.Option(None, min=1, help="completion length (default: the task's)"),
           seed: int = typer.Option(0)) -> None:
     """Evaluate a checkpoint on a task's held-out splits."""
     from sharpen import api
 
-    res = api.evaluate(checkpoint, task, n=n, k=k, seed=seed)
+    extra: dict[str, Any] = {}
+    if engine != "hf":  # passed only when set, so an api.evaluate without `engine=` still works
+        extra["engine"] = engine
+    if max_new_tokens is not None:
+        extra["max_new_tokens"] = max_new_tokens
+    res = api.evaluate(checkpoint, task_config(task, overrides or []), n=n, k=k, seed=seed, **extra)
     t = Table(title=f"{checkpoint} on {task}")
     for col in ("split", "greedy", f"pass@{k}", f"maj@{k}", "n"):
         t.add_column(col, justify="right")
     for split, s in res.items():
         t.add_row(split, _pct(s["greedy_accuracy"]), _pct(s.get("pass_at_k")), _pct(s.get("majority_accuracy")), str(s["n"]))
     console.print(t)
+
+
+def task_config(name: str, overrides: list[str]) -> dict[str, Any]:
+    """`{"name": name, KEY: value, ...}` from `task.KEY=VALUE` overrides, parsed as `run` parses them."""
+    from sharpen.config import apply_overrides
+
+    for item in overrides:
+        if not item.partition("=")[0].strip().startswith("task."):
+            raise UserError(f"override {item!r}: eval takes only task.KEY=VALUE overrides "
+                            "(e.g. task.path=data.jsonl); use --n, --k, --max-new-tokens, --engine for the rest")
+    return apply_overrides({"task": {"name": name}}, overrides)["task"]
 
 
 @app.command()
@@ -143,8 +162,9 @@ def recipes(keys: bool = typer.Option(False, "--keys", help="also list every par
         for reg in (TASKS, FEEDBACK, BUILDERS, OBJECTIVES):
             for name in reg.names():
                 e = reg.get(name)
-                fields = ", ".join(f"{f}={v.default!r}" for f, v in e.config.model_fields.items() if f not in ("kind", "name"))
-                _log(f"[bold]{reg.part}[/] {name}: {e.description}  ({fields})")
+                fields = ", ".join(f"{f}=<required>" if v.is_required() else f"{f}={v.get_default(call_default_factory=True)!r}"
+                                   for f, v in e.config.model_fields.items() if f not in ("kind", "name"))
+                _log(f"{reg.part} {name}: {e.description}  ({fields})")
 
 
 @app.command()
@@ -179,26 +199,54 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     _log(f"wrote {write_report(run_dir)}")
 
 
-def main() -> None:
+def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage-error, abort) exception classes of the click that typer runs on: typer 0.29
+    vendors click as `typer._click` (with its own Abort); older typers use `click` itself."""
+    usage: list[type[BaseException]] = []
+    abort: list[type[BaseException]] = []
     try:
-        app(standalone_mode=False)
+        from typer._click.exceptions import ClickException as TyperClickException
+        from typer.exceptions import Abort as TyperAbort
+
+        usage.append(TyperClickException)
+        abort.append(TyperAbort)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        usage.append(click.exceptions.ClickException)
+        abort.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(usage), tuple(abort)
+
+
+def _interrupted() -> NoReturn:
+    err.print("interrupted: finished rounds are saved; `sharpen resume RUN_DIR` continues")
+    sys.exit(130)
+
+
+def main() -> None:
+    usage, abort = _click_errors()
+    try:
+        code = app(standalone_mode=False, prog_name="sharpen")
     except UserError as e:
         err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
-    except (typer.Exit, SystemExit) as e:
-        raise e
     except KeyboardInterrupt:
-        err.print("interrupted: finished rounds are saved; `sharpen resume RUN_DIR` continues")
+        _interrupted()
+    except usage as e:  # a missing argument, unknown option, bad option value: click's usage line + error
+        if e.format_message().strip():  # type: ignore[attr-defined]  # empty: no-args help, already printed by rich
+            e.show()  # type: ignore[attr-defined]
+        sys.exit(e.exit_code)  # type: ignore[attr-defined]
+    except abort:
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    # without standalone mode typer returns the exit code of `--help` (0) and of Ctrl-C (130)
+    if code == 130:
+        _interrupted()
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sharpen.errors import UserError
+from sharpen.objectives.trainer import TrainConfig
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS, Registry
 
 
@@ -21,8 +22,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LoRAConfig(_Strict):
+    """Low-rank adapters through PEFT: the base stays frozen and is the reference model."""
+
+    r: int = Field(16, gt=0, description="adapter rank")
+    alpha: float = Field(32.0, gt=0, description="scale: the update is B A * alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = Field("all-linear", description="PEFT target_modules: 'all-linear' or module names")
+
+
 class PolicyConfig(_Strict):
-    path: str = Field("seed:arithmetic", description="'seed:<task>' (the built-in tiny model, seeded on that task) or a local Hugging Face model directory")
+    path: str = Field("seed:arithmetic", description="'seed:<task>' (the built-in tiny model, seeded on that task), a local Hugging Face model directory, or a .gguf file")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="compute dtype; auto: bfloat16 where the device has bf16 units and the model has >= 50M parameters")
+    prompt_format: Literal["auto", "chat", "raw"] = Field(
+        "auto", description="auto: the tokenizer's chat template when it has one, else the raw prompt text")
+    system_prompt: str | None = Field(None, description="a system turn before each prompt (chat format only)")
+    lora: LoRAConfig | None = Field(None, description="train LoRA adapters instead of every weight")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward (less memory, ~30% slower)")
+
+
+class EngineConfig(_Strict):
+    """What samples rollouts and evaluations (`sharpen.engines`)."""
+
+    kind: Literal["hf", "vllm", "openai"] = Field("hf", description="hf: built-in sampler; vllm: vLLM's in-process LLM; openai: an OpenAI-compatible server")
+    sync_tolerance: float | None = Field(
+        None, gt=0, description="max mean |engine - trainer| log-prob gap after a sync (default: 1e-3 for hf float32, 0.05 otherwise)")
+    sync_probe: int = Field(8, ge=0, description="train prompts sampled (one sample each) for the sync check; 0 turns it off")
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm on GPU: share of GPU memory for weights + KV cache")
+    kv_cache_gb: float = Field(2.0, gt=0, description="vllm on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)")
+    max_model_len: int | None = Field(None, gt=0, description="vllm: context length (default: the model's)")
+    vllm_args: dict[str, Any] = Field(default_factory=dict, description="vllm: extra keyword arguments for vllm.LLM")
+    base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(None, description="openai: the served model's name")
+    api_key: str | None = Field(None, description="openai: API key (default: $OPENAI_API_KEY or 'EMPTY')")
+    timeout: float = Field(60.0, gt=0, description="openai: seconds per request")
+
+    @model_validator(mode="after")
+    def _openai_needs_server(self) -> "EngineConfig":
+        if self.kind == "openai" and (not self.base_url or not self.model):
+            raise ValueError("engine openai needs engine.base_url and engine.model")
+        return self
 
 
 class SampleConfig(_Strict):
@@ -58,6 +99,7 @@ class Recipe(_Strict):
     paper: str = ""
     task: Any
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     rounds: int = Field(3, gt=0)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     feedback: Any = "verifier"
@@ -185,7 +227,10 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         raise _one_line(source, "", err) from None
     for part in PARTS:
         setattr(recipe, part, _validate_part(source, part, getattr(recipe, part)))
-    temp = getattr(recipe.objective, "temperature", None)
+    if not isinstance(recipe.objective, TrainConfig):  # the loop reads init, reference and temperature from it
+        raise UserError(f"{source}: objective.kind: {recipe.objective.kind!r} registered a config that is not a TrainConfig; "
+                        "subclass sharpen.objectives.trainer.TrainConfig")
+    temp = recipe.objective.temperature
     if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
         # the sampler's log-probs (pi_old) are at sample.temperature: a different training
         # temperature makes the importance ratio wrong from the first step

@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from sharpen.config import Recipe, apply_overrides, validate_recipe
+from sharpen.engines import check_sync, default_tolerance, logprob_gap, make_engine
 from sharpen.errors import UserError
 from sharpen.monitor.metrics import evaluate_split
 from sharpen.monitor.train_stats import sample_stats
@@ -28,15 +29,16 @@ from sharpen.progress import RichProgress
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES
 from sharpen.report.html import write_report
 from sharpen.rundir import RunDir, atomic_dir, atomic_write
-from sharpen.seeds import derive_seed, generator
+from sharpen.seeds import derive_seed
 from sharpen.tasks import make_task
-from sharpen.types import Context, Sample, Scored
+from sharpen.types import Context, Engine, Sample, SamplingParams, Scored
 
 Log = Callable[[str], None]
 
 
 def resolve_policy_path(recipe: Recipe, log: Log, progress: Any) -> Path:
-    """`seed:<task>` -> the cached seed model for this task and seed (trained if absent)."""
+    """`seed:<task>` -> the cached seed model for this task and seed (trained if absent);
+    a `.gguf` file -> its cached dequantized HF directory; else the directory itself."""
     path = recipe.policy.path
     if path.startswith("seed:"):
         from sharpen.seeding import load_or_train_seed
@@ -47,8 +49,21 @@ def resolve_policy_path(recipe: Recipe, log: Log, progress: Any) -> Path:
         return load_or_train_seed(task_cfg, seed=recipe.run.seed, progress=progress, log=log)
     p = Path(path).expanduser()
     if not p.exists():
-        raise UserError(f"policy.path: {p} does not exist; give a local Hugging Face model directory or seed:<task>")
+        raise UserError(f"policy.path: {p} does not exist; give a local Hugging Face model directory, a .gguf file or seed:<task>")
+    if p.suffix == ".gguf":
+        from sharpen.policy.gguf import gguf_to_hf
+
+        return gguf_to_hf(p, log=log)
     return p
+
+
+def load_policy(recipe: Recipe, path: Path, r: int = 0) -> Policy:
+    """The policy a recipe describes, from a base directory or a round checkpoint.
+    Fresh LoRA adapters are seeded from (run.seed, round) so every process draws the same."""
+    cfg = recipe.policy
+    return Policy.load(path, device=cfg.device, dtype=cfg.dtype, prompt_format=cfg.prompt_format,
+                       system_prompt=cfg.system_prompt, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing,
+                       seed=derive_seed(recipe.run.seed, "lora", r))
 
 
 def set_threads(recipe: Recipe, policy: Policy) -> int:
@@ -59,27 +74,53 @@ def set_threads(recipe: Recipe, policy: Policy) -> int:
     return n
 
 
-def evaluate(policy: Policy, task: Any, recipe: Recipe, progress: Any) -> dict[str, Any]:
+def prompt_seeds(seed: int, purpose: str, r: Any, prompts: list[Any]) -> list[int]:
+    """One seed per prompt from (run seed, purpose, round, prompt id): a prompt's samples do
+    not depend on which other prompts are drawn with it, or on how they are batched."""
+    return [derive_seed(seed, purpose, r, p.id) for p in prompts]
+
+
+def evaluate(engine: Engine, task: Any, recipe: Recipe, progress: Any) -> dict[str, Any]:
     splits = {}
     for split in recipe.eval.splits:
         prompts = task.prompts(split, recipe.eval.n)
-        with progress(f"eval {split}", len(prompts)) as advance:
+        if not prompts:
+            raise UserError(f"eval.splits: the task has no {split!r} prompts; add {split} rows or drop {split} from eval.splits")
+        with progress(f"eval {split}", len(prompts) * (2 if recipe.eval.k else 1)) as advance:
             splits[split] = evaluate_split(
-                policy, task, prompts, k=recipe.eval.k, temperature=recipe.eval.temperature,
-                max_new_tokens=recipe.eval.max_new_tokens, generator=generator(recipe.run.seed, "eval", split),
-                batch_size=recipe.sample.batch_size, progress=advance,
+                engine, task, prompts, k=recipe.eval.k, temperature=recipe.eval.temperature,
+                max_new_tokens=recipe.eval.max_new_tokens,
+                seeds=prompt_seeds(recipe.run.seed, "eval", split, prompts), progress=advance,
             )
     return splits
 
 
-def sample_round(policy: Policy, task: Any, recipe: Recipe, r: int, progress: Any) -> list[Sample]:
+def sample_round(engine: Engine, task: Any, recipe: Recipe, r: int, progress: Any) -> list[Sample]:
     prompts = task.prompts("train", recipe.sample.prompts_per_round, round=r)
     s = recipe.sample
+    params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
     with progress("sampling", len(prompts)) as advance:
-        groups = policy.sample([p.text for p in prompts], n=s.n, temperature=s.temperature, top_p=s.top_p,
-                               max_new_tokens=s.max_new_tokens, generator=generator(recipe.run.seed, "sample", r),
-                               batch_size=s.batch_size, progress=advance)
+        groups = engine.generate([p.text for p in prompts], params, prompt_seeds(recipe.run.seed, "sample", r, prompts),
+                                 progress=advance)
     return [Sample(p, c, i) for p, g in zip(prompts, groups) for i, c in enumerate(g)]
+
+
+def sync_engine(engine: Engine, policy: Policy, task: Any, recipe: Recipe, r: int) -> dict[str, Any]:
+    """Make the engine sample the policy's weights, then prove it: the engine's log-probs of
+    a probe of its own samples must match the trainer's (`sharpen.engines.sync`)."""
+    engine.sync(policy)
+    cfg = recipe.engine
+    if not engine.syncs_weights:
+        return {"engine": engine.name, "skipped": "the engine samples a server's weights, not the policy's"}
+    if cfg.sync_probe == 0:
+        return {"engine": engine.name, "skipped": "engine.sync_probe=0"}
+    probe = task.prompts("train", cfg.sync_probe, round=r)
+    s = recipe.sample
+    params = SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
+    report = logprob_gap(engine, policy, [p.text for p in probe], params, prompt_seeds(recipe.run.seed, "sync", r, probe))
+    tolerance = cfg.sync_tolerance or default_tolerance(policy, engine)
+    check_sync(report, tolerance, engine.name)
+    return {"engine": engine.name, **report.as_dict(), "tolerance": tolerance}
 
 
 def samples_jsonl(scored: list[Scored]) -> str:
@@ -143,66 +184,79 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
     if start > recipe.rounds:
         log(f"{rundir.path}: all {recipe.rounds} rounds are complete")
         return
-    policy = Policy.load(base_path if start <= 1 else rundir.checkpoint(start - 1))
+    policy = load_policy(recipe, base_path if start <= 1 else rundir.checkpoint(start - 1))
     threads = set_threads(recipe, policy)
+    engine = make_engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
     base: dict[str, Policy] = {}
+    engine_checked: int | None = None  # the policy version the engine was last synced to and checked on
+    try:
+        if start == 0:
+            t0 = time.time()
+            torch.manual_seed(derive_seed(recipe.run.seed, "torch", 0))
+            sync = sync_engine(engine, policy, task, recipe, 0)
+            engine_checked = policy.version
+            splits = evaluate(engine, task, recipe, progress)
+            metrics = {"round": 0, "splits": splits, "train": {}, "seconds": {"eval": round(time.time() - t0, 2)},
+                       "sync": sync, "policy": str(base_path)}
+            atomic_dir(rundir.round_dir(0), lambda d: _write_json(d / "metrics.json", metrics))
+            write_report(rundir.path)
+            log(_summary(metrics))
+            start = 1
 
-    if start == 0:
-        t0 = time.time()
-        torch.manual_seed(derive_seed(recipe.run.seed, "torch", 0))
-        splits = evaluate(policy, task, recipe, progress)
-        metrics = {"round": 0, "splits": splits, "train": {}, "seconds": {"eval": round(time.time() - t0, 2)},
-                   "policy": str(base_path)}
-        atomic_dir(rundir.round_dir(0), lambda d: _write_json(d / "metrics.json", metrics))
-        write_report(rundir.path)
-        log(_summary(metrics))
-        start = 1
+        for r in range(start, recipe.rounds + 1):
+            torch.manual_seed(derive_seed(recipe.run.seed, "torch", r))
+            # a frozen copy of this round's starting policy, only when the objective needs it
+            # (it doubles the model's memory, which matters for real checkpoints)
+            last = policy.copy() if recipe.objective.reference == "last" else None
 
-    for r in range(start, recipe.rounds + 1):
-        torch.manual_seed(derive_seed(recipe.run.seed, "torch", r))
-        # a frozen copy of this round's starting policy, only when the objective needs it
-        # (it doubles the model's memory, which matters for real checkpoints)
-        last = policy.copy() if getattr(recipe.objective, "reference", None) == "last" else None
+            def reference(which: str, _last: Policy | None = last) -> Policy:
+                if which == "last" and _last is not None:
+                    return _last
+                if which == "base":
+                    if policy.is_lora:  # the same module with its adapters off: no copy
+                        return policy.reference()
+                    if "base" not in base:
+                        base["base"] = load_policy(recipe, base_path).copy()
+                    return base["base"]
+                raise UserError(f"objective.reference: {which!r} is not available; set objective.reference to base or last")
 
-        def reference(which: str, _last: Policy | None = last) -> Policy:
-            if which == "last" and _last is not None:
-                return _last
-            if which == "base":
-                if "base" not in base:
-                    base["base"] = Policy.load(base_path).copy()
-                return base["base"]
-            raise UserError(f"objective.reference: {which!r} is not available; set objective.reference to base or last")
+            t0 = time.time()
+            if engine_checked != policy.version:  # a resumed run's first round: sync and check the loaded weights
+                sync_engine(engine, policy, task, recipe, r)
+                engine_checked = policy.version
+            samples = sample_round(engine, task, recipe, r, progress)
+            t_sample = time.time() - t0
 
-        ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
-                      progress=progress, threads=threads)
-        t0 = time.time()
-        samples = sample_round(policy, task, recipe, r, progress)
-        t_sample = time.time() - t0
+            ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
+                          progress=progress, threads=threads, engine=engine)
+            scored = feedback.fn(samples, recipe.feedback, ctx)
+            built = builder.fn(scored, recipe.build, ctx)
+            t1 = time.time()
+            if recipe.objective.init == "base":  # ReST-EM / original STaR: every round restarts from the base
+                policy = load_policy(recipe, base_path, r)
+                ctx.policy = policy
+            stats = objective.fn(policy, built.data, recipe.objective, ctx)
+            t_train = time.time() - t1
 
-        scored = feedback.fn(samples, recipe.feedback, ctx)
-        built = builder.fn(scored, recipe.build, ctx)
-        t1 = time.time()
-        if getattr(recipe.objective, "init", "last") == "base":  # ReST-EM / original STaR
-            policy = Policy.load(base_path)
-            ctx.policy = policy
-        stats = objective.fn(policy, built.data, recipe.objective, ctx)
-        t_train = time.time() - t1
+            t2 = time.time()
+            sync = sync_engine(engine, policy, task, recipe, r)
+            engine_checked = policy.version
+            splits = evaluate(engine, task, recipe, progress)
+            t_eval = time.time() - t2
+            train = {**sample_stats(scored), "kept": len(built.data), **built.stats, **stats}
+            metrics = {"round": r, "splits": splits, "train": train, "sync": sync,
+                       "seconds": {"sample": round(t_sample, 2), "train": round(t_train, 2), "eval": round(t_eval, 2)}}
 
-        t2 = time.time()
-        splits = evaluate(policy, task, recipe, progress)
-        t_eval = time.time() - t2
-        train = {**sample_stats(scored), "kept": len(built.data), **built.stats, **stats}
-        metrics = {"round": r, "splits": splits, "train": train,
-                   "seconds": {"sample": round(t_sample, 2), "train": round(t_train, 2), "eval": round(t_eval, 2)}}
+            def write_round(d: Path, policy: Policy = policy, metrics: dict = metrics) -> None:
+                write_samples(d, scored, recipe.run.samples)
+                policy.save(d / "checkpoint")
+                _write_json(d / "metrics.json", metrics)
 
-        def write_round(d: Path) -> None:
-            write_samples(d, scored, recipe.run.samples)
-            policy.save(d / "checkpoint")
-            _write_json(d / "metrics.json", metrics)
-
-        atomic_dir(rundir.round_dir(r), write_round)  # the whole round appears at once, or not at all
-        write_report(rundir.path)
-        log(_summary(metrics))
+            atomic_dir(rundir.round_dir(r), write_round)  # the whole round appears at once, or not at all
+            write_report(rundir.path)
+            log(_summary(metrics))
+    finally:
+        engine.close()
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -26,12 +26,14 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from sharpen.engines.hf import HFEngine
 from sharpen.objectives.sft import sft_loss
+from sharpen.objectives.trainer import fit, lr_factor
 from sharpen.policy.tiny import new_tiny_policy
 from sharpen.registry import TASKS
 from sharpen.rundir import atomic_dir
 from sharpen.tasks import make_task
-from sharpen.types import ProgressFactory, Task
+from sharpen.types import ProgressFactory, SamplingParams, Task
 
 SEED_ROUND_BASE = 1_000_000  # seed batches use train-split rounds far from the loop's
 
@@ -39,7 +41,7 @@ SEED_ROUND_BASE = 1_000_000  # seed batches use train-split rounds far from the 
 class SeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (3e-3 stalled addition for ~1250 steps)")
-    warmup_steps: int = Field(0, ge=0, description="linear warmup from lr/warmup_steps to lr")
+    warmup_steps: int = Field(0, ge=0, description="linear warmup (objectives.trainer.lr_factor)")
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(128, gt=0)
     max_steps: int = Field(4000, gt=0)
@@ -66,13 +68,16 @@ def cache_root() -> Path:
 
 
 def seed_key(task_cfg: dict[str, Any], cfg: SeedConfig, seed: int) -> str:
-    blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 2}, sort_keys=True)
+    blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 3}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _check(policy: Any, task: Task, cfg: SeedConfig) -> tuple[float, dict[str, float]]:
+    """Greedy accuracy on eval prompts, overall and per op, through the built-in engine."""
     prompts = task.prompts("eval", cfg.check_n)
-    outs = policy.greedy([p.text for p in prompts], max_new_tokens=cfg.max_new_tokens)
+    engine = HFEngine(policy, batch_size=128)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens)
+    outs = [g[0].text for g in engine.generate([p.text for p in prompts], params, [0] * len(prompts))]
     scores = task.score_batch(prompts, outs)
     by_op: dict[str, list[float]] = {}
     for p, s in zip(prompts, scores):
@@ -86,26 +91,31 @@ def _in_band(acc: float, by_op: dict[str, float], cfg: SeedConfig) -> bool:
 
 
 def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory | None = None, log: Any = None) -> tuple[Any, dict[str, Any]]:
-    """Train a fresh tiny model on the task's reference completions; returns (policy, report)."""
+    """Train a fresh tiny model on the task's reference completions; returns (policy, report).
+
+    Training is `objectives.trainer.fit` (the loop every objective uses), called once per
+    check interval with one persistent AdamW, on that interval's batches in order."""
     torch.manual_seed(seed)
     policy = new_tiny_policy(seed)
     model = policy.model
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    model.train()
+    opt = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def step_fn(step: int) -> float:
-        for group in opt.param_groups:  # a function of the step alone, so a rewind replays it exactly
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
-        batch = task.prompts("train", cfg.batch_size, round=SEED_ROUND_BASE + step)
-        p_ids = [policy.encode_prompt(p.text) for p in batch]
-        c_ids = [policy.encode_completion(p.reference) for p in batch]
-        lp, mask = policy.token_logprobs(p_ids, c_ids)
-        loss = sft_loss(lp, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss.item()
+    def loss_fn(batch: list[Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        lp, mask = policy.token_logprobs(policy.encode_prompts([p.text for p in batch]),
+                                         [policy.encode_completion(p.reference) for p in batch])
+        return sft_loss(lp, mask), {}
+
+    def train_steps(first: int, count: int, advance: Any) -> float:
+        """Steps first .. first+count-1: step k trains on the train batch of round SEED_ROUND_BASE + k."""
+        loss = 0.0
+        for step in range(first, first + count):
+            for group in opt.param_groups:  # a function of the step alone, so a rewind replays it exactly
+                group["lr"] = cfg.lr * lr_factor(step, cfg.max_steps, cfg.warmup_steps)
+            batch = task.prompts("train", cfg.batch_size, round=SEED_ROUND_BASE + step)
+            loss = fit(policy, batch, loss_fn, lr=cfg.lr, epochs=1, batch_size=cfg.batch_size, generator=None,
+                       grad_clip=1.0, optimizer=opt)["loss"]
+            advance(1)
+        return loss
 
     history: list[dict[str, Any]] = []
     step, every = 0, cfg.check_every
@@ -114,13 +124,9 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
     advance = ctx.__enter__() if ctx else (lambda k: None)
     try:
         while step < cfg.max_steps:
-            for _ in range(every):
-                loss = step_fn(step)
-                step += 1
-                advance(1)
-            model.eval()
+            loss = train_steps(step, every, advance)
+            step += every
             acc, by_op = _check(policy, task, cfg)
-            model.train()
             history.append({"step": step, "accuracy": acc, "by_op": by_op, "loss": loss})
             if log:
                 log(f"seed step {step}: eval greedy {acc:.1%} {by_op}")
@@ -129,11 +135,13 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
             if acc > cfg.band[1]:
                 if every == cfg.fine_every:  # overshot even at fine grain: keep the previous check
                     model.load_state_dict(saved[0])
+                    policy.stepped()
                     step = saved[2]
                     history.append({"step": step, "note": "overshoot at fine grain; kept previous check"})
                     break
                 model.load_state_dict(saved[0])
                 opt.load_state_dict(saved[1])
+                policy.stepped()
                 step, every = saved[2], cfg.fine_every
                 history.append({"step": step, "note": "overshoot; rewound to replay with finer checks"})
                 continue
@@ -141,7 +149,6 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
     finally:
         if ctx:
             ctx.__exit__(None, None, None)
-    model.eval()
     acc, by_op = _check(policy, task, cfg)
     report = {"seed": seed, "steps": step, "eval_greedy_accuracy": acc, "by_op": by_op,
               "in_band": _in_band(acc, by_op, cfg), "history": history, "config": cfg.model_dump(mode="json")}

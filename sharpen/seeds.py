@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def derive_seed(seed: int, *parts: Any) -> int:
@@ -17,4 +18,6 @@ def derive_seed(seed: int, *parts: Any) -> int:
 
 def generator(seed: int, *parts: Any) -> torch.Generator:
     """A torch.Generator for the stream (seed, *parts)."""
+    import torch  # here, not at import: tasks derive their seeds without loading torch
+
     return torch.Generator().manual_seed(derive_seed(seed, *parts))

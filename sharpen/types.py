@@ -144,19 +144,89 @@ class ProgressFactory(Protocol):
     def __call__(self, description: str, total: int) -> Any: ...
 
 
+@dataclass(frozen=True)
+class SamplingParams:
+    """How an engine samples: the same four knobs for every backend.
+
+    temperature 0 is greedy. Log-probs returned with each token are under
+    log_softmax(logits / temperature) before top-p truncation (see `Completion`).
+    """
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+
+
+@runtime_checkable
+class PolicyModel(Protocol):
+    """The trainable model as every part sees it: tokens in, differentiable log-probs out.
+
+    Parts call these methods and never `policy.model` (the transformers/PEFT module is an
+    implementation detail of `sharpen.policy`). Prompts are the task's raw text; the policy
+    applies its prompt format (chat template or raw) in `encode_prompts`.
+    """
+
+    version: int  # bumped by every optimizer step; engines compare it in `sync`
+
+    def encode_prompts(self, texts: Sequence[str]) -> list[list[int]]: ...
+    def encode_completion(self, text: str, eos: bool = True) -> list[int]: ...
+    def decode_many(self, batch: Sequence[Sequence[int]]) -> list[str]: ...
+
+    @property
+    def stop_ids(self) -> tuple[int, ...]: ...
+
+    def token_logprobs(self, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                       temperature: float = 1.0) -> tuple[Any, Any]:
+        """(log p(token | prefix) [B, L], mask [B, L]) as torch tensors; differentiable under grad."""
+        ...
+
+    def trainable_parameters(self) -> list[Any]: ...
+    def train_mode(self) -> Any:
+        """Context manager: train mode (dropout on) inside, eval mode after."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What samples rollouts: the built-in sampler, vLLM, or an OpenAI-compatible server.
+
+    `generate` returns, per prompt, `params.n` completions with per-token log-probs.
+    `seeds[i]` alone decides prompt i's random draws (sample j uses the stream
+    (seeds[i], j)), so results never depend on batch composition or sharding.
+    `sync(policy)` makes the engine sample the policy's current weights; the loop checks
+    it after every sync (`sharpen.engines.sync_check`), so a stale engine is an error.
+    """
+
+    name: str
+    # False for an engine that samples someone else's weights (an OpenAI-compatible server
+    # the run does not train): the loop then skips the sync check, and GRPO recomputes
+    # pi_old with the trainer instead of trusting the engine's log-probs.
+    syncs_weights: bool
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int],
+                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]: ...
+
+    def sync(self, policy: PolicyModel) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Context:
     """What the loop hands every part call, so parts never import the loop.
 
-    `policy` is a `sharpen.policy.Policy` (typed loosely to keep the arrows one way).
-    `reference(which)` returns a frozen policy: "base" (the run's starting checkpoint) or
-    "last" (the policy as it was at the start of this round).
+    `policy` is the trainable `PolicyModel`; `engine` samples (feedback that needs fresh
+    samples, e.g. a judge, calls `engine.generate`). `reference(which)` returns a frozen
+    policy: "base" (the run's starting checkpoint) or "last" (the policy as it was at the
+    start of this round).
     """
 
     task: Task
-    policy: Any
+    policy: PolicyModel
     round: int
     seed: int
-    reference: Callable[[str], Any]
+    reference: Callable[[str], PolicyModel]
     progress: ProgressFactory
     threads: int = 1
+    engine: Engine | None = None

@@ -228,3 +228,40 @@ def test_real_entry_point_prints_one_line_and_exits_2(tmp_path):
 def test_grpo_temperature_must_match_sampling(capsys, monkeypatch, tmp_path):
     code, _, err = cli(capsys, monkeypatch, "run", "grpo", "sample.temperature=1.0", "--out", tmp_path / "run")
     one_line_error(code, err, "override 'sample.temperature=1.0'", "objective.temperature", "sample.temperature")
+
+
+def usage_error(code: int, err: str, *needles: str) -> str:
+    """click's usage error: the usage line, a `Try ... --help` hint, one `Error:` line; exit 2."""
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert lines[0].startswith("Usage: sharpen"), err
+    errors = [l for l in lines if l.startswith("Error:")]
+    assert len(errors) == 1 and len(lines) <= 3, err
+    for n in needles:
+        assert n in errors[0], (n, errors[0])
+    return errors[0]
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["eval"], ["Missing argument", "checkpoint"]),
+    (["compare", "star"], ["Missing option", "--budget"]),
+    (["run", "star", "--bogus"], ["No such option", "--bogus"]),
+    (["seed", "--seed", "x"], ["Invalid value", "--seed"]),
+    (["eval", "ck", "--n", "0"], ["--n"]),
+    (["frobnicate"], ["No such command", "frobnicate"]),
+])
+def test_usage_errors_print_usage_and_one_error_line(capsys, monkeypatch, args, needles):
+    code, _, err = cli(capsys, monkeypatch, *args)
+    usage_error(code, err, *needles)
+
+
+def test_real_entry_point_usage_error_exits_2(tmp_path):
+    exe = Path(sys.executable).parent / "sharpen"
+    r = subprocess.run([str(exe), "run", "star", "--bogus"], capture_output=True, text=True, cwd=tmp_path)
+    usage_error(r.returncode, r.stderr, "--bogus")
+
+
+def test_eval_rejects_non_task_overrides(capsys, monkeypatch, tiny_checkpoint):
+    code, _, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "sample.n=4")
+    one_line_error(code, err, "override 'sample.n=4'", "task.KEY=VALUE")

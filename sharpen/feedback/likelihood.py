@@ -23,9 +23,9 @@ def sequence_logprobs(policy: Any, samples: list[Sample], normalize: bool = Fals
     with torch.no_grad():
         for start in range(0, len(samples), batch_size):
             chunk = samples[start:start + batch_size]
-            logprobs, mask = policy.token_logprobs([policy.encode_prompt(s.prompt.text) for s in chunk],
+            logprobs, mask = policy.token_logprobs(policy.encode_prompts([s.prompt.text for s in chunk]),
                                                    [list(s.completion.token_ids) for s in chunk])
-            mask = mask.to(logprobs.dtype)
+            logprobs, mask = logprobs.float().cpu(), mask.float().cpu()
             total = (logprobs * mask).sum(-1)
             out += (total / mask.sum(-1).clamp(min=1.0) if normalize else total).tolist()
     return out

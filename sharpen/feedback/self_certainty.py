@@ -3,10 +3,8 @@ next-token distributions are from uniform along its own sample.
 
     SC(o|q) = 1/|o| sum_t KL(U || pi(.|q, o_<t)) = -log V - 1/(|o| V) sum_t sum_j log pi(j|q, o_<t)
 
-It needs every token's full distribution, which `Policy.token_logprobs` does not return,
-so this module runs `policy.model` itself: one forward per prompt over its samples,
-right-padded (causal attention never lets a real token see the pads after it).
-Computed by the current policy (online), which the paper found is not exploited where a
+It needs the mean log-prob over the whole vocabulary at every position, which
+`Policy.vocab_mean_logprobs` computes alongside the chunked log-softmax. Computed by the current policy (online), which the paper found is not exploited where a
 frozen scorer was.
 """
 from __future__ import annotations
@@ -28,25 +26,20 @@ def self_certainty(logits: torch.Tensor) -> torch.Tensor:
     return (-math.log(logits.shape[-1]) - logp.mean(-1)).mean()
 
 
-def sample_self_certainty(policy: Any, samples: list[Sample]) -> list[float]:
-    """SC of each sample under `policy`, over the positions that predict its tokens (eos included)."""
-    out: dict[int, float] = {}
-    groups: dict[str, list[int]] = {}
-    for i, s in enumerate(samples):
-        groups.setdefault(s.prompt.id, []).append(i)
-    with torch.no_grad():
-        for idx in groups.values():
-            prompt = policy.encode_prompt(samples[idx[0]].prompt.text)
-            comps = [list(samples[i].completion.token_ids) for i in idx]
-            width = max(map(len, comps))
-            if width == 0:
-                out.update({i: 0.0 for i in idx})
-                continue
-            ids = torch.tensor([prompt + c + [policy.eos_id] * (width - len(c)) for c in comps])
-            logits = policy.model(input_ids=ids).logits[:, len(prompt) - 1:len(prompt) - 1 + width]
-            for row, i, c in zip(logits, idx, comps):
-                out[i] = float(self_certainty(row[: len(c)])) if c else 0.0
-    return [out[i] for i in range(len(samples))]
+def sample_self_certainty(policy: Any, samples: list[Sample], batch_size: int = 64) -> list[float]:
+    """SC of each sample under `policy`, over the positions that predict its tokens (eos
+    included), in batches through the policy's log-prob API (device-aware, chunked head)."""
+    out: list[float] = []
+    vocab = policy.vocab_size()
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        mean_lp, mask = policy.vocab_mean_logprobs(policy.encode_prompts([s.prompt.text for s in chunk]),
+                                                   [list(s.completion.token_ids) for s in chunk])
+        mean_lp, mask = mean_lp.float().cpu(), mask.float().cpu()
+        counts = mask.sum(-1)
+        sc = (-math.log(vocab) - (mean_lp * mask).sum(-1) / counts.clamp(min=1.0)) * (counts > 0)
+        out += sc.tolist()
+    return out
 
 
 class SelfCertaintyConfig(BaseModel):

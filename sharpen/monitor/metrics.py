@@ -9,9 +9,7 @@ from collections import Counter
 from math import comb
 from typing import Any, Sequence
 
-import torch
-
-from sharpen.types import Prompt, Task
+from sharpen.types import Engine, Prompt, SamplingParams, Task
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -34,27 +32,27 @@ def majority_vote(answers: Sequence[str | None]) -> str | None:
 
 
 def evaluate_split(
-    policy: Any,
+    engine: Engine,
     task: Task,
     prompts: list[Prompt],
     *,
     k: int,
     temperature: float,
     max_new_tokens: int,
-    generator: torch.Generator,
-    batch_size: int = 64,
+    seeds: Sequence[int],
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Greedy accuracy, pass@k (k samples per prompt) and maj@k accuracy on `prompts`."""
+    """Greedy accuracy, pass@k (k samples per prompt) and maj@k accuracy on `prompts`,
+    sampled by `engine`; `seeds[i]` draws prompt i's k samples."""
     texts = [p.text for p in prompts]
-    greedy = policy.greedy(texts, max_new_tokens=max_new_tokens)
+    greedy_groups = engine.generate(texts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens), seeds,
+                                    progress=progress)
+    greedy = [g[0].text for g in greedy_groups]
     greedy_scores = task.score_batch(prompts, greedy)
     result: dict[str, Any] = {"greedy_accuracy": sum(s >= 1.0 for s in greedy_scores) / len(prompts)}
     if k > 0:
-        groups = policy.sample(
-            texts, n=k, temperature=temperature, max_new_tokens=max_new_tokens,
-            generator=generator, batch_size=batch_size, progress=progress,
-        )
+        groups = engine.generate(texts, SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens),
+                                 seeds, progress=progress)
         flat_p = [p for p, g in zip(prompts, groups) for _ in g]
         flat_c = [c.text for g in groups for c in g]
         scores = task.score_batch(flat_p, flat_c)

@@ -93,8 +93,8 @@ def dpo(policy: Any, data: list[PreferencePair], cfg: DPOConfig, ctx: Context) -
            for p in data]
     items = []
     with torch.no_grad():  # the reference is fixed for the round: score it once
-        for start in range(0, len(enc), cfg.batch_size):
-            chunk = enc[start:start + cfg.batch_size]
+        for start in range(0, len(enc), cfg.micro_batch_size or cfg.batch_size):  # no-grad scoring, micro-batched
+            chunk = enc[start:start + (cfg.micro_batch_size or cfg.batch_size)]
             prompts = [e[0] for e in chunk] * 2
             ref_logps, _, _, _ = _sequence_logps(ref, prompts, [e[1] for e in chunk] + [e[2] for e in chunk])
             ref_c, ref_r = ref_logps.chunk(2)
@@ -104,7 +104,7 @@ def dpo(policy: Any, data: list[PreferencePair], cfg: DPOConfig, ctx: Context) -
         prompt_ids, chosen_ids, rejected_ids, ref_c, ref_r = zip(*batch)
         logps, n_tokens, logprobs, mask = _sequence_logps(policy, list(prompt_ids) * 2, list(chosen_ids) + list(rejected_ids))
         chosen, rejected = logps.chunk(2)
-        ref_chosen, ref_rejected = torch.tensor(ref_c), torch.tensor(ref_r)
+        ref_chosen, ref_rejected = torch.tensor(ref_c, device=logps.device), torch.tensor(ref_r, device=logps.device)
         if cfg.loss_type == "ipo":  # IPO compares per-token log-ratios (see dpo_loss)
             n_chosen, n_rejected = n_tokens.chunk(2)
             args = (chosen / n_chosen, rejected / n_rejected, ref_chosen / n_chosen, ref_rejected / n_rejected)

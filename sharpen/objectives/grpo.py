@@ -117,25 +117,37 @@ def grpo(policy: Any, data: list[RLGroup], cfg: GRPOConfig, ctx: Context) -> dic
     max_len = cfg.max_len or max((len(ids) for g in data for ids in g.completion_ids), default=1)
     groups = [_Group([policy.encode_prompt(g.prompt)] * len(g.completion_ids), g.completion_ids, g.old_logprobs,
                      g.advantages) for g in data]
+    if ctx.engine is not None and not ctx.engine.syncs_weights:
+        # the engine sampled another model's weights (an OpenAI-compatible server): its
+        # log-probs are not pi_old of this policy, so recompute them with the trainer
+        for start in range(0, len(groups), cfg.micro_batch_size or cfg.batch_size):
+            chunk = groups[start:start + (cfg.micro_batch_size or cfg.batch_size)]
+            with torch.no_grad():
+                old_lp, _ = policy.token_logprobs(_flat(chunk, "prompt_ids"), _flat(chunk, "completion_ids"),
+                                                  temperature=cfg.temperature)
+            rows = iter(old_lp.float().cpu().tolist())
+            for g in chunk:
+                g.old_logprobs = [next(rows)[:len(ids)] for ids in g.completion_ids]
     ref = ctx.reference(cfg.reference) if cfg.beta else None
     if ref is not None:  # the reference is fixed for the round: score it once, a minibatch of groups per forward
-        for start in range(0, len(groups), cfg.batch_size):
-            chunk = groups[start:start + cfg.batch_size]
+        for start in range(0, len(groups), cfg.micro_batch_size or cfg.batch_size):
+            chunk = groups[start:start + (cfg.micro_batch_size or cfg.batch_size)]
             with torch.no_grad():
                 ref_lp, _ = ref.token_logprobs(_flat(chunk, "prompt_ids"), _flat(chunk, "completion_ids"),
                                                temperature=cfg.temperature)
-            rows = iter(ref_lp.tolist())
+            rows = iter(ref_lp.float().cpu().tolist())
             for g in chunk:
                 g.ref_logprobs = [next(rows) for _ in g.completion_ids]
 
     def loss_fn(batch: list[_Group]) -> tuple[Tensor, dict[str, float]]:
         logprobs, mask = policy.token_logprobs(_flat(batch, "prompt_ids"), _flat(batch, "completion_ids"),
                                                temperature=cfg.temperature)
-        width = logprobs.shape[1]
-        old = _padded(_flat(batch, "old_logprobs"), width)
-        ref_lp = _padded(_flat(batch, "ref_logprobs"), width) if ref is not None else None
-        return grpo_loss(logprobs, old, ref_lp, torch.tensor(_flat(batch, "advantages")), mask,
-                         eps_low=cfg.epsilon, eps_high=cfg.epsilon_high or cfg.epsilon, beta=cfg.beta,
-                         normalizer="sequence" if cfg.loss_type == "grpo" else "constant", max_len=max_len)
+        width, dev = logprobs.shape[1], logprobs.device
+        old = _padded(_flat(batch, "old_logprobs"), width).to(dev)
+        ref_lp = _padded(_flat(batch, "ref_logprobs"), width).to(dev) if ref is not None else None
+        loss, stats = grpo_loss(logprobs, old, ref_lp, torch.tensor(_flat(batch, "advantages"), device=dev), mask,
+                                eps_low=cfg.epsilon, eps_high=cfg.epsilon_high or cfg.epsilon, beta=cfg.beta,
+                                normalizer="sequence" if cfg.loss_type == "grpo" else "constant", max_len=max_len)
+        return loss, stats, logprobs.shape[0]  # both normalisers are means over sequences
 
     return train(policy, groups, loss_fn, cfg, ctx, "grpo")

@@ -25,7 +25,8 @@ def sft_loss(logprobs: Tensor, mask: Tensor, weights: Tensor | None = None) -> T
     With w = 1 this is the token mean (TRL's SFT loss); `logprobs`, `mask` are [B, L].
     """
     mask = mask.to(logprobs.dtype)
-    w = torch.ones(logprobs.shape[0], dtype=logprobs.dtype) if weights is None else weights.to(logprobs.dtype)
+    w = torch.ones(logprobs.shape[0], dtype=logprobs.dtype, device=logprobs.device) if weights is None \
+        else weights.to(logprobs.device, logprobs.dtype)
     tokens = (mask.sum(-1) * w).sum().clamp(min=1e-8)
     return -((logprobs * mask).sum(-1) * w).sum() / tokens
 
@@ -46,6 +47,9 @@ def sft(policy: Any, data: list[SFTExample], cfg: SFTConfig, ctx: Context) -> di
     def loss_fn(batch: list[tuple[list[int], list[int], float]]) -> tuple[Tensor, dict[str, float]]:
         prompts, completions, weights = zip(*batch)
         logprobs, mask = policy.token_logprobs(list(prompts), list(completions))
-        return sft_loss(logprobs, mask, torch.tensor(weights)), {}
+        w = torch.tensor(weights, device=logprobs.device)
+        # the loss is a token mean: micro-batches accumulate by their weighted token counts
+        count = float(sum(len(c) * wi for c, wi in zip(completions, weights)))
+        return sft_loss(logprobs, mask, w), {}, count
 
     return train(policy, items, loss_fn, cfg, ctx, "sft")

@@ -11,18 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
-from sharpen.tasks import arithmetic, jsonl, reasoning_gym  # noqa: F401  (registers tasks)
+from sharpen.tasks import arithmetic, code, humaneval, jsonl, reasoning_gym  # noqa: F401  (registers tasks)
 from sharpen.tasks.base import BaseTask, PoolTask, ProceduralTask, final_answer
 from sharpen.types import Task
 
-try:  # written in parallel by another engineer; registers "code" / "humaneval" once present
-    from sharpen.tasks import code  # noqa: F401
-except ImportError:
-    pass
-try:
-    from sharpen.tasks import humaneval  # noqa: F401
-except ImportError:
-    pass
 
 __all__ = ["BaseTask", "PoolTask", "ProceduralTask", "final_answer", "make_task", "validation_message"]
 

@@ -13,6 +13,7 @@ import random
 from typing import Callable, Iterable, Sequence, TypeVar
 
 from sharpen.errors import UserError
+from sharpen.seeds import derive_seed  # re-exported: tasks draw their streams with it
 from sharpen.types import SPLITS
 
 T = TypeVar("T")
@@ -24,11 +25,6 @@ def stable_hash(*parts: object) -> int:
     """A 64-bit integer from the parts' text, identical in every process and platform."""
     text = "\x1f".join(str(p) for p in parts)
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
-
-
-def derive_seed(*parts: object) -> int:
-    """A 32-bit RNG seed for a named stream, e.g. `derive_seed(seed, "train", round)`."""
-    return stable_hash("seed", *parts) % 2**32
 
 
 def split_of(key: str, seed: int, fractions: Sequence[float] = FRACTIONS) -> str:

@@ -4,13 +4,14 @@ import torch
 from sharpen.feedback.likelihood import LikelihoodConfig, likelihood
 from sharpen.policy import new_tiny_policy
 from sharpen.types import Prompt, Sample
+from sharpen.engines.hf import greedy, sample
 
 
 class TokenValuePolicy:
     """log p(token t) = -0.1 * t, whatever the context: sums are easy to write by hand."""
 
-    def encode_prompt(self, text):
-        return [1]
+    def encode_prompts(self, texts):
+        return [[1] for _ in texts]
 
     def token_logprobs(self, prompt_ids, completion_ids, temperature=1.0):
         L = max(map(len, completion_ids))
@@ -39,7 +40,7 @@ def test_base_model_option_scores_with_the_reference(fake_ctx, make_samples):
 def test_matches_the_samplers_own_logprobs_at_temperature_one(fake_ctx, make_samples):
     policy = new_tiny_policy(0, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                              num_attention_heads=2, num_key_value_heads=2)
-    [group] = policy.sample(["12+34="], n=3, temperature=1.0, max_new_tokens=5, generator=torch.Generator().manual_seed(0))
+    [group] = sample(policy, ["12+34="], n=3, temperature=1.0, max_new_tokens=5, seed=0)
     samples = [Sample(Prompt("a", "12+34=", answer="46"), c, i) for i, c in enumerate(group)]
     scored = likelihood(samples, LikelihoodConfig(batch_size=2), fake_ctx(policy=policy))
     assert [s.reward for s in scored] == pytest.approx([sum(c.logprobs) for c in group], abs=1e-4)

@@ -8,6 +8,7 @@ import torch
 
 from sharpen.objectives.grpo import GRPOConfig, grpo, grpo_loss
 from sharpen.types import RLGroup
+from sharpen.engines.hf import greedy, sample
 
 # Two sequences, old log-probs 0, so rho = exp(logprobs):
 #   seq 1 (A = +1): rho = [1.5, 0.9]  -> per-token -min(rho A, clip(rho) A) = [-1.2, -0.9]
@@ -142,7 +143,7 @@ def test_sampler_logprobs_are_pi_old_for_grpo(tiny_policy, make_ctx):
     """The sampler's per-token log-probs at temperature T must equal what the objective
     recomputes at T, or the first on-policy step would already clip."""
     gen = torch.Generator().manual_seed(0)
-    [completions] = tiny_policy.sample(["12+34="], n=4, temperature=0.7, max_new_tokens=6, generator=gen)
+    [completions] = sample(tiny_policy, ["12+34="], n=4, temperature=0.7, max_new_tokens=6, seed=0)
     group = RLGroup("12+34=", [c.text for c in completions], [1, 0, 1, 0], [1.0, -1.0, 1.0, -1.0],
                     [c.logprobs for c in completions], [c.token_ids for c in completions])
     stats = grpo(copy.deepcopy(tiny_policy), [group], GRPOConfig(temperature=0.7, batch_size=1), make_ctx(tiny_policy))

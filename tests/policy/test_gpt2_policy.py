@@ -8,6 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from sharpen.policy import Policy
+from sharpen.engines.hf import greedy, sample
 
 EOS = "<|endoftext|>"
 CORPUS = ["12+34=46", "the cat sat on the mat", "def add(a, b): return a + b", "hello world", "7*8=56"]
@@ -62,8 +63,8 @@ def test_gpt2_sample_logprobs_match_token_logprobs(gpt2_dir):
     policy = Policy.load(gpt2_dir[0])
     lengths = {len(policy.encode_prompt(p)) for p in PROMPTS}
     assert len(lengths) > 1, "prompts must need left padding"
-    groups = policy.sample(PROMPTS, n=3, temperature=0.9, max_new_tokens=20,
-                           generator=torch.Generator().manual_seed(0))
+    groups = sample(policy, PROMPTS, n=3, temperature=0.9, max_new_tokens=20,
+                           seed=0)
     flat = [(PROMPTS[i], c) for i, grp in enumerate(groups) for c in grp]
     assert any(c.finished for _, c in flat)
     logp, mask = policy.token_logprobs([policy.encode_prompt(p) for p, _ in flat], [c.token_ids for _, c in flat],
@@ -75,7 +76,7 @@ def test_gpt2_sample_logprobs_match_token_logprobs(gpt2_dir):
 
 def test_gpt2_greedy_equals_argmax_of_full_forward(gpt2_dir):
     policy = Policy.load(gpt2_dir[0])
-    texts = policy.greedy(PROMPTS, max_new_tokens=12)
+    texts = greedy(policy, PROMPTS, max_new_tokens=12)
     for prompt, text in zip(PROMPTS, texts):
         ids = policy.encode_prompt(prompt)
         out: list[int] = []

@@ -7,6 +7,7 @@ from safetensors.torch import load as load_safetensors, save_file
 
 from sharpen.errors import UserError
 from sharpen.policy import Policy, new_tiny_policy, tiny_config
+from sharpen.engines.hf import greedy, sample
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +119,9 @@ def test_token_logprobs_are_padding_invariant_and_differentiable(policy):
 
 def test_model_position_limit(policy):
     with pytest.raises(UserError, match="max_position_embeddings=256"):
-        policy.sample(["x" * 260], n=1, max_new_tokens=10)
-    out = policy.sample(["x" * 250, "y"], n=2, max_new_tokens=10, batch_size=1,
-                        generator=torch.Generator().manual_seed(0))  # stops at the limit instead
+        sample(policy, ["x" * 260], n=1, max_new_tokens=10)
+    out = sample(policy, ["x" * 250, "y"], n=2, max_new_tokens=10, batch_size=1,
+                        seed=0)  # stops at the limit instead
     assert all(len(c.token_ids) <= 256 - 251 for c in out[0]) and any(len(c.token_ids) > 5 for c in out[1])
     with pytest.raises(UserError, match="max_position_embeddings=256"):
         policy.token_logprobs([policy.encode_prompt("x" * 200)], [policy.encode_completion("y" * 100)])

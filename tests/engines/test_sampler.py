@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from sharpen.policy import new_tiny_policy
-from sharpen.policy.sampler import inverse_cdf_sample, nucleus
+from sharpen.engines.sampler import inverse_cdf_sample, nucleus
+from sharpen.engines.hf import HFEngine, greedy, sample
+from sharpen.types import SamplingParams
 
 PROMPTS = ["1+2=", "0321+0654=", "x", "def f(a, b):\n  return "]
 
@@ -17,9 +19,8 @@ def policy():
 
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
 def test_sampler_logprobs_equal_full_forward(policy, temperature, top_p):
-    g = torch.Generator().manual_seed(1)
-    groups = policy.sample(PROMPTS, n=4, temperature=temperature, top_p=top_p, max_new_tokens=40,
-                           generator=g, batch_size=3)
+    groups = sample(policy, PROMPTS, n=4, temperature=temperature, top_p=top_p, max_new_tokens=40,
+                           seed=1, batch_size=3)
     assert [len(grp) for grp in groups] == [4] * len(PROMPTS)
     flat = [(i, c) for i, grp in enumerate(groups) for c in grp]
     finished = [c.finished for _, c in flat]
@@ -40,7 +41,7 @@ def test_sampler_logprobs_equal_full_forward(policy, temperature, top_p):
 
 def test_sampling_is_deterministic_for_a_generator(policy):
     def run(seed):
-        out = policy.sample(PROMPTS, n=3, max_new_tokens=12, generator=torch.Generator().manual_seed(seed))
+        out = sample(policy, PROMPTS, n=3, max_new_tokens=12, seed=seed)
         return [[c.token_ids for c in grp] for grp in out]
 
     assert run(5) == run(5)
@@ -61,16 +62,16 @@ def _argmax_continuation(policy, prompt: str, steps: int) -> list[int]:
 
 
 def test_greedy_equals_argmax_of_full_forward(policy):
-    texts = policy.greedy(PROMPTS, max_new_tokens=15, batch_size=2)
+    texts = greedy(policy, PROMPTS, max_new_tokens=15, batch_size=2)
     for prompt, text in zip(PROMPTS, texts):
         assert text == policy.decode(_argmax_continuation(policy, prompt, 15))
 
 
 def test_tiny_top_p_is_greedy(policy):
-    greedy = policy.sample(PROMPTS, n=1, temperature=0.0, max_new_tokens=15)
-    tiny_p = policy.sample(PROMPTS, n=2, temperature=1.0, top_p=1e-6, max_new_tokens=15,
-                           generator=torch.Generator().manual_seed(0))
-    for g, t in zip(greedy, tiny_p):
+    argmax = sample(policy, PROMPTS, n=1, temperature=0.0, max_new_tokens=15)
+    tiny_p = sample(policy, PROMPTS, n=2, temperature=1.0, top_p=1e-6, max_new_tokens=15,
+                           seed=0)
+    for g, t in zip(argmax, tiny_p):
         assert t[0].token_ids == t[1].token_ids == g[0].token_ids
 
 
@@ -83,7 +84,7 @@ def test_nucleus_keeps_smallest_set_reaching_top_p():
 
 def test_inverse_cdf_sample_follows_the_distribution():
     probs = torch.tensor([0.2, 0.0, 0.5, 0.3, 0.0]).repeat(20_000, 1) * 3.0  # unnormalised is fine
-    draws = inverse_cdf_sample(probs, torch.Generator().manual_seed(0))
+    draws = inverse_cdf_sample(probs, generator=torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=5).float() / len(draws)
     assert freq[1] == 0 and freq[4] == 0
     assert torch.allclose(freq, torch.tensor([0.2, 0.0, 0.5, 0.3, 0.0]), atol=0.015)
@@ -91,10 +92,12 @@ def test_inverse_cdf_sample_follows_the_distribution():
 
 def test_prefix_prefilled_once_and_finished_rows_dropped(policy):
     sizes: list[tuple[int, int]] = []
-    hook = policy.model.model.register_forward_pre_hook(
+    engine = HFEngine(policy)
+    engine.sync(policy)  # the engine samples its own copy of the weights: hook that one
+    hook = engine.model.model.register_forward_pre_hook(
         lambda mod, args, kwargs: sizes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     try:
-        groups = policy.sample(PROMPTS, n=4, max_new_tokens=40, generator=torch.Generator().manual_seed(1))
+        groups = engine.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=40), [1, 2, 3, 4])
     finally:
         hook.remove()
     assert sizes[0][0] == len(PROMPTS)  # prefill: one row per prompt, not per sample
@@ -109,6 +112,6 @@ def test_prefix_prefilled_once_and_finished_rows_dropped(policy):
 
 def test_progress_counts_prompts(policy):
     seen: list[int] = []
-    policy.sample(PROMPTS, n=2, max_new_tokens=3, batch_size=3, progress=seen.append,
-                  generator=torch.Generator().manual_seed(0))
+    sample(policy, PROMPTS, n=2, max_new_tokens=3, batch_size=3, progress=seen.append,
+                  seed=0)
     assert seen == [3, 1]

@@ -1,0 +1,115 @@
+"""The `sharpen` command line: help, `recipes --keys`, `eval` with task overrides, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from sharpen import api
+from sharpen.cli import main, task_config
+
+
+def cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["sharpen", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def sums_jsonl(tmp_path) -> Path:
+    """40 one-line sums: enough that eval and holdout (10% each) are not empty."""
+    f = tmp_path / "sums.jsonl"
+    f.write_text("".join(json.dumps({"prompt": f"{a}+{a + 1}=", "answer": str(2 * a + 1)}) + "\n" for a in range(40)))
+    return f
+
+
+def test_help_exits_0(capsys, monkeypatch):
+    code, out, err = cli(capsys, monkeypatch, "--help")
+    assert code == 0, err
+    assert "Usage:" in out and "eval" in out and "Traceback" not in err
+    code, out, err = cli(capsys, monkeypatch, "eval", "--help")
+    assert code == 0, err
+    assert "--max-new-tokens" in out and "--engine" in out
+
+
+def test_no_args_prints_help(capsys, monkeypatch):
+    code, out, err = cli(capsys, monkeypatch)
+    assert code == 2  # click's convention for a bare group: help, usage exit code
+    assert "Usage:" in out + err and "recipes" in out + err and "Traceback" not in err
+
+
+def test_recipe_keys_print_plain_text(capsys, monkeypatch):
+    code, out, err = cli(capsys, monkeypatch, "recipes", "--keys")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(l.startswith("task arithmetic: ") for l in lines), out
+    assert any(l.startswith("objective sft: ") for l in lines), out
+    assert "[bold]" not in out and "[/]" not in out
+    assert "PydanticUndefined" not in out and "path=<required>" in out
+
+
+def test_task_config_parses_overrides_like_run():
+    cfg = task_config("jsonl", ["task.path=data.jsonl", "task.match=numeric", "task.seed=3", "task.difficulty=[1, 2]"])
+    assert cfg == {"name": "jsonl", "path": "data.jsonl", "match": "numeric", "seed": 3, "difficulty": [1, 2]}
+    assert task_config("arithmetic", []) == {"name": "arithmetic"}
+    assert task_config("arithmetic", ["task.name=code"]) == {"name": "code"}
+
+
+@pytest.mark.parametrize("item", ["sample.n=4", "path=x.jsonl", "tasks.path=x"])
+def test_task_config_rejects_other_keys(item):
+    from sharpen.errors import UserError
+
+    with pytest.raises(UserError, match=f"override '{item}'.*task.KEY=VALUE"):
+        task_config("jsonl", [item])
+
+
+def test_eval_jsonl_with_task_overrides(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
+    code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "--task", "jsonl", f"task.path={sums_jsonl}",
+                         "task.match=numeric", "--n", "4", "--k", "2", "--max-new-tokens", "4")
+    assert code == 0, err
+    assert "holdout" in out and "pass@2" in out and "Traceback" not in err
+
+
+def test_eval_passes_options_to_the_api(capsys, monkeypatch, tiny_checkpoint):
+    seen: dict = {}
+
+    def fake_evaluate(checkpoint, task, **kw):
+        seen.update(checkpoint=checkpoint, task=task, **kw)
+        return {"holdout": {"greedy_accuracy": 0.5, "pass_at_k": None, "majority_accuracy": None, "n": 4}}
+
+    monkeypatch.setattr(api, "evaluate", fake_evaluate)
+    code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "task.width=2", "--n", "4", "--k", "0",
+                         "--engine", "vllm", "--max-new-tokens", "12")
+    assert code == 0, err
+    assert seen == {"checkpoint": Path(tiny_checkpoint), "task": {"name": "arithmetic", "width": 2}, "n": 4, "k": 0,
+                    "seed": 0, "engine": "vllm", "max_new_tokens": 12}
+    assert "50.0%" in out
+    seen.clear()
+    code, _, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint)
+    assert code == 0, err
+    assert "engine" not in seen and "max_new_tokens" not in seen  # defaults are left to api.evaluate
+
+
+def test_eval_unknown_task_key_is_one_line_error(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
+    code, _, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "--task", "jsonl", f"task.path={sums_jsonl}",
+                       "task.pathx=other.jsonl", "--n", "4", "--k", "0")
+    assert code == 2, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "task.pathx" in lines[0], err
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(capsys, monkeypatch, tiny_checkpoint):
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "evaluate", interrupted)
+    code, _, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint)
+    assert code == 130
+    assert "interrupted" in err and "Traceback" not in err
