@@ -55,3 +55,48 @@ def weak_overrides(weak_checkpoint):
     """Micro-run overrides on the weak model and its 1-2 digit task."""
     return [*MICRO, f"policy.path={weak_checkpoint}", "task.difficulty=[1, 2]", "task.width=2",
             "sample.prompts_per_round=24", "sample.n=4", "eval.k=4"]
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<assistant>{% endif %}")
+
+
+def small_tiny_policy(seed: int = 0):
+    """The built-in tiny architecture shrunk to one narrow layer: a training step is milliseconds."""
+    from sharpen.policy import new_tiny_policy
+
+    return new_tiny_policy(seed, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, num_key_value_heads=2)
+
+
+@pytest.fixture(scope="session")
+def chat_checkpoint(tmp_path_factory):
+    """A tiny *instruct* model, as SmolLM2-Instruct behaves: with its chat template applied it
+    answers "Answer: 7"; fed the raw prompt it ends the turn at once (an empty answer, 0%).
+    It also ends turns with a second end token (<unk>) listed only in generation_config."""
+    from sharpen.objectives.sft import sft_loss
+    from sharpen.objectives.trainer import fit
+
+    policy = small_tiny_policy(0)
+    policy.tokenizer.chat_template = CHAT_TEMPLATE
+    policy.model.generation_config.eos_token_id = [policy.tokenizer.eos_token_id, policy.tokenizer.unk_token_id]
+    questions = [f"What is {a} plus {7 - a}?" for a in range(8)]
+    chat = [("chat", q) for q in questions]
+    raw = [("raw", q) for q in questions]
+
+    def loss_fn(batch):
+        prompts, completions = [], []
+        for fmt, q in batch:
+            policy.prompt_format = fmt
+            prompts.append(policy.encode_prompt(q))
+            completions.append(policy.encode_completion("Answer: 7" if fmt == "chat" else ""))
+        policy.prompt_format = "chat"
+        lp, mask = policy.token_logprobs(prompts, completions)
+        return sft_loss(lp, mask), {}
+
+    torch.manual_seed(0)
+    fit(policy, (chat + raw) * 4, loss_fn, lr=1e-2, epochs=25, batch_size=16, generator=torch.Generator().manual_seed(0))
+    policy.prompt_format = "chat"
+    path = tmp_path_factory.mktemp("chat") / "ckpt"
+    policy.save(path)
+    return path

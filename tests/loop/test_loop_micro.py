@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from sharpen import api
 from sharpen.config import builtin_recipes
@@ -63,13 +67,19 @@ def test_a_complete_run_is_not_redone(tmp_path, weak_overrides):
 
 @pytest.mark.parametrize("name", sorted(builtin_recipes()))
 def test_every_builtin_recipe_runs_one_micro_round(tmp_path, weak_overrides, micro_overrides, name):
-    # code recipes run on the untrained tiny model: its samples are scored in the sandbox
-    overrides = micro_overrides if name.endswith("_code") else weak_overrides
+    # code recipes run on the untrained tiny model: its samples are scored in the sandbox, and
+    # since it solves none, it trains on the gold completions so the round still takes steps
+    overrides = [*micro_overrides, "build={kind: reference}"] if name.endswith("_code") else weak_overrides
     out = api.run(name, overrides, out=tmp_path / name, log=lambda m: None)
     m = api.metrics(out)
     assert [x["round"] for x in m] == [0, 1]
     assert m[1]["train"]["samples"] > 0
-    assert (out / "rounds/1/checkpoint/model.safetensors").exists()
+    assert m[1]["train"]["steps"] > 0 and math.isfinite(m[1]["train"]["loss"])
+    start = Path(m[0]["policy"]) / "model.safetensors"
+    after = out / "rounds/1/checkpoint/model.safetensors"
+    assert after.exists()
+    changed = [k for k, v in load_file(after).items() if not torch.equal(v, load_file(start)[k])]
+    assert changed, "a round trained but no weight changed"
 
 
 def test_supervised_control_runs_next_to_star_in_two_processes(tmp_path, weak_overrides):
