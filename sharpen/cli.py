@@ -89,23 +89,21 @@ def resume(run_dir: Path = typer.Argument(..., help="a run directory"),
 
 
 @app.command("eval")
-def eval_(checkpoint: Path = typer.Argument(..., help="a local Hugging Face model directory"),
-          overrides: Optional[list[str]] = typer.Argument(None, help="task.KEY=VALUE, e.g. task.path=data.jsonl"),
+def eval_(checkpoint: Path = typer.Argument(..., help="a Hugging Face model directory, a round checkpoint (LoRA adapter) or a .gguf file"),
+          overrides: Optional[list[str]] = typer.Argument(None, help="task.KEY=VALUE or policy.KEY=VALUE, e.g. task.path=data.jsonl policy.system_prompt=..."),
           task: str = typer.Option("arithmetic", help="task name"),
           n: int = typer.Option(500, min=1, help="prompts per split"),
           k: int = typer.Option(8, min=0, help="samples per prompt for pass@k / maj@k"),
-          engine: str = typer.Option("hf", help="sampling engine"),
+          engine: str = typer.Option("hf", help="sampling engine: hf or vllm"),
           max_new_tokens: Optional[int] = typer.Option(None, min=1, help="completion length (default: the task's)"),
           seed: int = typer.Option(0)) -> None:
-    """Evaluate a checkpoint on a task's held-out splits."""
+    """Evaluate a checkpoint on a task's held-out splits (an instruct model's chat template is applied)."""
     from sharpen import api
+    from sharpen.progress import RichProgress
 
-    extra: dict[str, Any] = {}
-    if engine != "hf":  # passed only when set, so an api.evaluate without `engine=` still works
-        extra["engine"] = engine
-    if max_new_tokens is not None:
-        extra["max_new_tokens"] = max_new_tokens
-    res = api.evaluate(checkpoint, task_config(task, overrides or []), n=n, k=k, seed=seed, **extra)
+    task_cfg, policy_cfg = eval_config(task, overrides or [])
+    res = api.evaluate(checkpoint, task_cfg, n=n, k=k, seed=seed, engine=engine, max_new_tokens=max_new_tokens,
+                       policy=policy_cfg, progress=RichProgress())
     t = Table(title=f"{checkpoint} on {task}")
     for col in ("split", "greedy", f"pass@{k}", f"maj@{k}", "n"):
         t.add_column(col, justify="right")
@@ -114,15 +112,32 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a local Hugging Face mode
     console.print(t)
 
 
-def task_config(name: str, overrides: list[str]) -> dict[str, Any]:
-    """`{"name": name, KEY: value, ...}` from `task.KEY=VALUE` overrides, parsed as `run` parses them."""
+def eval_config(name: str, overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task block `{"name": name, KEY: value, ...}` and the policy block, from `task.KEY=VALUE`
+    and `policy.KEY=VALUE` overrides, parsed as `run` parses them."""
     from sharpen.config import apply_overrides
 
     for item in overrides:
-        if not item.partition("=")[0].strip().startswith("task."):
-            raise UserError(f"override {item!r}: eval takes only task.KEY=VALUE overrides "
+        key = item.partition("=")[0].strip()
+        if not (key.startswith("task.") or key.startswith("policy.")) or key == "policy.path":
+            raise UserError(f"override {item!r}: eval takes only task.KEY=VALUE and policy.KEY=VALUE overrides "
                             "(e.g. task.path=data.jsonl); use --n, --k, --max-new-tokens, --engine for the rest")
-    return apply_overrides({"task": {"name": name}}, overrides)["task"]
+    data = apply_overrides({"task": {"name": name}, "policy": {}}, overrides)
+    return data["task"], data["policy"]
+
+
+def task_config(name: str, overrides: list[str]) -> dict[str, Any]:
+    """The task block alone (see `eval_config`)."""
+    return eval_config(name, [o for o in overrides if o.startswith("task.")])[0]
+
+
+@app.command()
+def export(checkpoint: Path = typer.Argument(..., help="a round checkpoint, e.g. runs/NAME/rounds/3/checkpoint"),
+           out: Path = typer.Argument(..., help="directory to write the merged model to")) -> None:
+    """Write a plain Hugging Face model directory (LoRA adapters merged in) that loads anywhere."""
+    from sharpen import api
+
+    _log(f"wrote {api.export(checkpoint, out)}")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sharpen import api
-from sharpen.cli import main, task_config
+from sharpen.cli import eval_config, main, task_config
 
 
 def cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
@@ -62,12 +62,12 @@ def test_task_config_parses_overrides_like_run():
     assert task_config("arithmetic", ["task.name=code"]) == {"name": "code"}
 
 
-@pytest.mark.parametrize("item", ["sample.n=4", "path=x.jsonl", "tasks.path=x"])
+@pytest.mark.parametrize("item", ["sample.n=4", "path=x.jsonl", "tasks.path=x", "policy.path=x"])
 def test_task_config_rejects_other_keys(item):
     from sharpen.errors import UserError
 
-    with pytest.raises(UserError, match=f"override '{item}'.*task.KEY=VALUE"):
-        task_config("jsonl", [item])
+    with pytest.raises(UserError, match=f"override '{item}'.*task.KEY=VALUE and policy.KEY=VALUE"):
+        eval_config("jsonl", [item])
 
 
 def test_eval_jsonl_with_task_overrides(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
@@ -81,20 +81,33 @@ def test_eval_passes_options_to_the_api(capsys, monkeypatch, tiny_checkpoint):
     seen: dict = {}
 
     def fake_evaluate(checkpoint, task, **kw):
-        seen.update(checkpoint=checkpoint, task=task, **kw)
+        seen.update(checkpoint=checkpoint, task=task, **{k: v for k, v in kw.items() if k != "progress"})
         return {"holdout": {"greedy_accuracy": 0.5, "pass_at_k": None, "majority_accuracy": None, "n": 4}}
 
     monkeypatch.setattr(api, "evaluate", fake_evaluate)
-    code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "task.width=2", "--n", "4", "--k", "0",
-                         "--engine", "vllm", "--max-new-tokens", "12")
+    code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "task.width=2", "policy.dtype=float32",
+                         "--n", "4", "--k", "0", "--engine", "vllm", "--max-new-tokens", "12")
     assert code == 0, err
     assert seen == {"checkpoint": Path(tiny_checkpoint), "task": {"name": "arithmetic", "width": 2}, "n": 4, "k": 0,
-                    "seed": 0, "engine": "vllm", "max_new_tokens": 12}
+                    "seed": 0, "engine": "vllm", "max_new_tokens": 12, "policy": {"dtype": "float32"}}
     assert "50.0%" in out
     seen.clear()
     code, _, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint)
     assert code == 0, err
-    assert "engine" not in seen and "max_new_tokens" not in seen  # defaults are left to api.evaluate
+    assert seen["engine"] == "hf" and seen["max_new_tokens"] is None and seen["policy"] == {}
+
+
+def test_eval_applies_an_instruct_checkpoints_chat_template(capsys, monkeypatch, chat_checkpoint, tmp_path):
+    data = tmp_path / "sevens.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"What is {a % 8} plus {7 - a % 8}?", "answer": "7",
+                                        "split": ("eval", "holdout")[a % 2]}) + "\n" for a in range(16)))
+    args = ["eval", chat_checkpoint, "--task", "jsonl", f"task.path={data}", "task.match=numeric", "--k", "0"]
+    code, out, err = cli(capsys, monkeypatch, *args)
+    assert code == 0, err
+    assert out.count("│ 100.0% │") == 2  # chat template applied: the model answers, on both splits
+    code, out, err = cli(capsys, monkeypatch, *args, "policy.prompt_format=raw")
+    assert code == 0, err
+    assert out.count("│   0.0% │") == 2 and "100.0%" not in out  # raw text: it ends its turn at once
 
 
 def test_eval_unknown_task_key_is_one_line_error(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
