@@ -31,7 +31,7 @@ from sharpen.report.html import write_report
 from sharpen.rundir import RunDir, atomic_dir, atomic_write
 from sharpen.seeds import derive_seed
 from sharpen.tasks import make_task
-from sharpen.types import Context, Engine, Sample, SamplingParams, Scored
+from sharpen.types import Completion, Context, Engine, Sample, SamplingParams, Scored
 
 Log = Callable[[str], None]
 
@@ -103,6 +103,13 @@ def sample_round(engine: Engine, task: Any, recipe: Recipe, r: int, progress: An
         groups = engine.generate([p.text for p in prompts], params, prompt_seeds(recipe.run.seed, "sample", r, prompts),
                                  progress=advance)
     return [Sample(p, c, i) for p, g in zip(prompts, groups) for i, c in enumerate(g)]
+
+
+def prompts_only(task: Any, recipe: Recipe, r: int) -> list[Sample]:
+    """The round's prompts with empty completions, for a builder that samples nothing (the
+    supervised control): it still sees exactly the prompts a sampling recipe would."""
+    prompts = task.prompts("train", recipe.sample.prompts_per_round, round=r)
+    return [Sample(p, Completion("", [], [], False), 0) for p in prompts]
 
 
 def sync_engine(engine: Engine, policy: Policy, task: Any, recipe: Recipe, r: int) -> dict[str, Any]:
@@ -224,12 +231,13 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             if engine_checked != policy.version:  # a resumed run's first round: sync and check the loaded weights
                 sync_engine(engine, policy, task, recipe, r)
                 engine_checked = policy.version
-            samples = sample_round(engine, task, recipe, r, progress)
+            uses_samples = getattr(recipe.build, "uses_samples", True)
+            samples = sample_round(engine, task, recipe, r, progress) if uses_samples else prompts_only(task, recipe, r)
             t_sample = time.time() - t0
 
             ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
                           progress=progress, threads=threads, engine=engine)
-            scored = feedback.fn(samples, recipe.feedback, ctx)
+            scored = feedback.fn(samples, recipe.feedback, ctx) if uses_samples else [Scored(s, 0.0) for s in samples]
             built = builder.fn(scored, recipe.build, ctx)
             t1 = time.time()
             if recipe.objective.init == "base":  # ReST-EM / original STaR: every round restarts from the base

@@ -4,7 +4,7 @@ Not a self-improvement method: it is the ceiling a self-training recipe is measu
 against (same prompts, same objective settings, gold data instead of kept samples)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +15,9 @@ from sharpen.types import Built, Scored, SFTExample
 class ReferenceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["reference"] = "reference"
+    # read by the loop: the control trains on gold completions of the round's prompts, so it
+    # samples nothing (half a real-model round's time, measured in make demo-real)
+    uses_samples: ClassVar[bool] = False
 
 
 @BUILDERS.register("reference", ReferenceConfig)

@@ -96,7 +96,9 @@ def test_supervised_control_runs_next_to_star_in_two_processes(tmp_path, weak_ov
 
     distinct = len({p.id for p in make_task(rec.task).prompts("train", 24, round=1)})
     assert control[1]["train"]["kept"] == distinct  # one gold completion per distinct prompt of the round
-    assert star[1]["train"]["samples"] == control[1]["train"]["samples"] == 96
+    assert star[1]["train"]["samples"] == 96  # 24 prompts x 4
+    assert control[1]["train"]["samples"] == 24  # the control samples nothing: one empty row per prompt drawn
+    assert control[1]["train"]["prompts"] == star[1]["train"]["prompts"]  # ... on the same prompts
 
 
 @pytest.mark.parametrize("how, name", [("gzip", "samples.jsonl.gz"), ("none", None)])
