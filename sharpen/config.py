@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sharpen.build.base import BuildConfig
 from sharpen.errors import UserError
 from sharpen.objectives.trainer import TrainConfig
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS, Registry
@@ -227,6 +228,9 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         raise _one_line(source, "", err) from None
     for part in PARTS:
         setattr(recipe, part, _validate_part(source, part, getattr(recipe, part)))
+    if not isinstance(recipe.build, BuildConfig):  # the loop reads uses_samples from it
+        raise UserError(f"{source}: build.kind: {recipe.build.kind!r} registered a config that is not a BuildConfig; "
+                        "subclass sharpen.build.base.BuildConfig")
     if not isinstance(recipe.objective, TrainConfig):  # the loop reads init, reference and temperature from it
         raise UserError(f"{source}: objective.kind: {recipe.objective.kind!r} registered a config that is not a TrainConfig; "
                         "subclass sharpen.objectives.trainer.TrainConfig")

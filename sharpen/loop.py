@@ -236,7 +236,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             if engine_checked != policy.version:  # a resumed run's first round: sync and check the loaded weights
                 sync_engine(engine, policy, task, recipe, r)
                 engine_checked = policy.version
-            uses_samples = getattr(recipe.build, "uses_samples", True)
+            uses_samples = recipe.build.uses_samples
             samples = sample_round(engine, task, recipe, r, progress) if uses_samples else prompts_only(task, recipe, r)
             t_sample = time.time() - t0
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sharpen.build.by_prompt import by_prompt
+from sharpen.build.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, RLGroup, Scored
 
@@ -63,10 +64,9 @@ def rl_groups(scored: list[Scored], advantage: Literal["grpo", "dr_grpo", "rloo"
                         "dropped_zero_variance": dropped})
 
 
-class GroupsConfig(BaseModel):
+class GroupsConfig(BuildConfig):
     """RL groups with group-relative advantages, for the grpo objective."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["groups"] = "groups"
     advantage: Literal["grpo", "dr_grpo", "rloo"] = Field(
         "grpo", description="grpo: (r - mean) / (std + 1e-4); dr_grpo: r - mean; rloo: r - mean of the others")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sharpen.build.by_prompt import by_prompt, ranked
 from sharpen.errors import UserError
+from sharpen.build.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, PreferencePair, Scored
 
@@ -59,18 +60,16 @@ def spin_pairs(scored: list[Scored]) -> Built:
     return Built(data, {"pairs": len(data), "skipped_identical": identical, "no_reference": no_reference})
 
 
-class PairsConfig(BaseModel):
+class PairsConfig(BuildConfig):
     """Best-vs-worst preference pairs per prompt, margin-filtered (DNO)."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["pairs"] = "pairs"
     min_margin: float = Field(0.0, ge=0, description="keep a pair only if reward(chosen) - reward(rejected) > min_margin")
 
 
-class SPINPairsConfig(BaseModel):
+class SPINPairsConfig(BuildConfig):
     """SPIN pairs: gold completion (chosen) vs the model's own sample (rejected)."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["spin_pairs"] = "spin_pairs"
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
 
+from sharpen.build.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, Scored, SFTExample
 
 
-class ReferenceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReferenceConfig(BuildConfig):
     kind: Literal["reference"] = "reference"
     # read by the loop: the control trains on gold completions of the round's prompts, so it
     # samples nothing (half a real-model round's time, measured in make demo-real)

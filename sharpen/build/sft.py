@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sharpen.build.by_prompt import by_prompt, ranked
+from sharpen.build.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, Scored, SFTExample
 
@@ -44,10 +45,9 @@ def rejection_sample(scored: list[Scored], threshold: float = 1.0, dedupe: bool 
                         "dropped_by_cap": capped})
 
 
-class SFTBuildConfig(BaseModel):
+class SFTBuildConfig(BuildConfig):
     """Rejection-sampled SFT set: the samples the feedback accepts."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["sft"] = "sft"
     threshold: float = Field(1.0, description="keep samples with reward >= threshold (1.0 with the verifier: correct only)")
     dedupe: bool = Field(True, description="drop repeated identical completions of one prompt")
@@ -60,10 +60,9 @@ def sft_set(scored: list[Scored], cfg: SFTBuildConfig, ctx: Any) -> Built:
     return rejection_sample(scored, cfg.threshold, cfg.dedupe, cfg.max_per_prompt)
 
 
-class BestOfNConfig(BaseModel):
+class BestOfNConfig(BuildConfig):
     """Best-of-n SFT set: each prompt's top-k samples by reward, correct or not."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["best_of_n"] = "best_of_n"
     k: int = Field(1, gt=0, description="samples kept per prompt (distinct texts, highest reward first)")
 

@@ -48,6 +48,14 @@ def _no_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _no_init_weights() -> Any:
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers 4.x
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
+
+
 def _check_dir(path: Path) -> None:
     if not path.is_dir():
         raise UserError(f"checkpoint {path}: no such directory (expected a Hugging Face model directory saved with save_pretrained)")
@@ -204,7 +212,9 @@ class Policy:
         """A new plain transformers model (no PEFT) holding this policy's merged weights:
         what an engine samples from and what `save_merged` writes."""
         base = self.model.get_base_model() if self.is_lora else self.model
-        with torch.random.fork_rng(devices=[]):  # the throwaway init must not move the caller's RNG
+        # skip the random init (9 s for 135M parameters here) that load_state_dict overwrites;
+        # the RNG is forked in case a transformers version still draws
+        with torch.random.fork_rng(devices=[]), _no_init_weights():
             model = AutoModelForCausalLM.from_config(copy.deepcopy(base.config), dtype=dtype or torch.float32)
         if getattr(base, "generation_config", None) is not None:
             model.generation_config = copy.deepcopy(base.generation_config)
