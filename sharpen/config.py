@@ -54,6 +54,8 @@ class EngineConfig(_Strict):
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm on GPU: share of GPU memory for weights + KV cache")
     kv_cache_gb: float = Field(2.0, gt=0, description="vllm on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)")
     max_model_len: int | None = Field(None, gt=0, description="vllm: context length (default: the model's)")
+    lora_adapters: bool | None = Field(
+        None, description="vllm: sync a LoRA policy as an adapter (default on GPU) or as merged weights (default on CPU, 5x faster there)")
     vllm_args: dict[str, Any] = Field(default_factory=dict, description="vllm: extra keyword arguments for vllm.LLM")
     base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1")
     model: str | None = Field(None, description="openai: the served model's name")

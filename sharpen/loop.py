@@ -248,6 +248,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             if recipe.objective.init == "base":  # ReST-EM / original STaR: every round restarts from the base
                 policy = load_policy(recipe, base_path, r)
                 ctx.policy = policy
+            engine.sleep()  # on a GPU, vLLM hands its memory to the trainer until the next sync
             stats = objective.fn(policy, built.data, recipe.objective, ctx)
             t_train = time.time() - t1
 

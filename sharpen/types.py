@@ -6,7 +6,7 @@ Flow of one round: Task -> `Prompt`s -> Policy.sample -> `Sample`s -> Feedback -
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, runtime_checkable
 
 Split = Literal["train", "eval", "holdout"]
 SPLITS: tuple[str, ...] = ("train", "eval", "holdout")
@@ -186,6 +186,28 @@ class PolicyModel(Protocol):
         """Context manager: train mode (dropout on) inside, eval mode after."""
         ...
 
+    def stepped(self) -> None:
+        """Record a weight change (a new `version`)."""
+        ...
+
+    # What engines read to load and sync the weights.
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype of the forward (bfloat16 or float32)
+    source_dir: Any  # Path of the base HF directory (what vLLM loads at start)
+    is_lora: bool
+    lora_rank: int | None
+    pad_id: int
+
+    def export_weights(self) -> Iterator[tuple[str, Any]]:
+        """(name, tensor) of the merged weights under the base checkpoint's names."""
+        ...
+
+    def merged_state_dict(self) -> dict[str, Any]: ...
+    def plain_model(self, dtype: Any = None, device: Any = None) -> Any: ...
+    def save_adapter(self, dir: Any) -> None: ...
+    def max_positions(self) -> int | None: ...
+    def check_length(self, tokens: int, what: str) -> None: ...
+
 
 @runtime_checkable
 class Engine(Protocol):
@@ -208,6 +230,11 @@ class Engine(Protocol):
                  progress: Callable[[int], None] | None = None) -> list[list[Completion]]: ...
 
     def sync(self, policy: PolicyModel) -> None: ...
+
+    def sleep(self) -> None:
+        """Free the device while the trainer runs (vLLM's sleep mode on GPU); the next
+        `sync` or `generate` wakes it. A no-op where there is nothing to free."""
+        ...
 
     def close(self) -> None: ...
 

@@ -67,6 +67,9 @@ class HFEngine:
         texts = iter(policy.decode_many([r.token_ids for group in rollouts for r in group]))
         return [[Completion(next(texts), r.token_ids, r.logprobs, r.finished) for r in group] for group in rollouts]
 
+    def sleep(self) -> None:
+        """Nothing to free: the engine's copy is the size of the model, and the next sync refills it."""
+
     def close(self) -> None:
         self.model = None
 

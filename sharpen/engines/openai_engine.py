@@ -150,6 +150,9 @@ class OpenAIEngine:
     def sync(self, policy: PolicyModel) -> None:
         """No-op: the server samples its own weights, which this run does not train."""
 
+    def sleep(self) -> None:
+        """The server's memory is not ours to free."""
+
     def close(self) -> None:
         self.client.close()
 
