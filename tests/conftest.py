@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -100,3 +101,17 @@ def chat_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("chat") / "ckpt"
     policy.save(path)
     return path
+
+
+def run_cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
+    """The real `sharpen` entry point in-process: (exit code, stdout, stderr)."""
+    from sharpen.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sharpen", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

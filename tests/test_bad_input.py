@@ -10,20 +10,13 @@ from pathlib import Path
 import pytest
 
 from sharpen.cli import main
+from tests.conftest import run_cli
 
 MICRO = ["rounds=1", "sample.n=2", "sample.prompts_per_round=8", "eval.n=8", "eval.k=2",
          "sample.max_new_tokens=12", "eval.max_new_tokens=12"]
 
 
-def cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sharpen", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = run_cli
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:

@@ -9,17 +9,10 @@ import pytest
 
 from sharpen import api
 from sharpen.cli import eval_config, main, task_config
+from tests.conftest import run_cli
 
 
-def cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sharpen", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = run_cli
 
 
 @pytest.fixture

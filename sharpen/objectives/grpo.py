@@ -12,7 +12,7 @@ the loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import torch
 from pydantic import Field
@@ -110,6 +110,17 @@ def _flat(groups: list[_Group], field: str) -> list[Any]:
     return [row for g in groups for row in getattr(g, field)]
 
 
+def _score(model: Any, groups: list[_Group], step: int, temperature: float) -> Iterator[tuple[_Group, list[list[float]]]]:
+    """(group, per-completion token log-probs) under `model`, no grad, `step` groups per forward."""
+    for start in range(0, len(groups), step):
+        chunk = groups[start:start + step]
+        with torch.no_grad():
+            lp, _ = model.token_logprobs(_flat(chunk, "prompt_ids"), _flat(chunk, "completion_ids"), temperature=temperature)
+        rows = iter(lp.float().cpu().tolist())
+        for g in chunk:
+            yield g, [next(rows) for _ in g.completion_ids]
+
+
 @OBJECTIVES.register("grpo", GRPOConfig)
 def grpo(policy: Any, data: list[RLGroup], cfg: GRPOConfig, ctx: Context) -> dict[str, float]:
     """GRPO / Dr. GRPO: clipped policy-gradient steps on group-normalised advantages."""
@@ -117,27 +128,16 @@ def grpo(policy: Any, data: list[RLGroup], cfg: GRPOConfig, ctx: Context) -> dic
     max_len = cfg.max_len or max((len(ids) for g in data for ids in g.completion_ids), default=1)
     groups = [_Group([policy.encode_prompt(g.prompt)] * len(g.completion_ids), g.completion_ids, g.old_logprobs,
                      g.advantages) for g in data]
+    step = cfg.micro_batch_size or cfg.batch_size
     if ctx.engine is not None and not ctx.engine.syncs_weights:
         # the engine sampled another model's weights (an OpenAI-compatible server): its
         # log-probs are not pi_old of this policy, so recompute them with the trainer
-        for start in range(0, len(groups), cfg.micro_batch_size or cfg.batch_size):
-            chunk = groups[start:start + (cfg.micro_batch_size or cfg.batch_size)]
-            with torch.no_grad():
-                old_lp, _ = policy.token_logprobs(_flat(chunk, "prompt_ids"), _flat(chunk, "completion_ids"),
-                                                  temperature=cfg.temperature)
-            rows = iter(old_lp.float().cpu().tolist())
-            for g in chunk:
-                g.old_logprobs = [next(rows)[:len(ids)] for ids in g.completion_ids]
+        for g, rows in _score(policy, groups, step, cfg.temperature):
+            g.old_logprobs = [row[:len(ids)] for row, ids in zip(rows, g.completion_ids)]
     ref = ctx.reference(cfg.reference) if cfg.beta else None
-    if ref is not None:  # the reference is fixed for the round: score it once, a minibatch of groups per forward
-        for start in range(0, len(groups), cfg.micro_batch_size or cfg.batch_size):
-            chunk = groups[start:start + (cfg.micro_batch_size or cfg.batch_size)]
-            with torch.no_grad():
-                ref_lp, _ = ref.token_logprobs(_flat(chunk, "prompt_ids"), _flat(chunk, "completion_ids"),
-                                               temperature=cfg.temperature)
-            rows = iter(ref_lp.float().cpu().tolist())
-            for g in chunk:
-                g.ref_logprobs = [next(rows) for _ in g.completion_ids]
+    if ref is not None:  # the reference is fixed for the round: score it once
+        for g, rows in _score(ref, groups, step, cfg.temperature):
+            g.ref_logprobs = rows
 
     def loss_fn(batch: list[_Group]) -> tuple[Tensor, dict[str, float]]:
         logprobs, mask = policy.token_logprobs(_flat(batch, "prompt_ids"), _flat(batch, "completion_ids"),
