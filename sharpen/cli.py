@@ -34,14 +34,16 @@ def metrics_table(metrics: list[dict], title: str, split: str = "holdout", contr
     """Round vs held-out accuracy (and the supervised control, when given)."""
     t = Table(title=title)
     k = next((m["splits"][split].get("k") for m in metrics if split in m["splits"]), 8)
-    for col in ("round", f"{split} greedy", f"pass@{k}", f"maj@{k}", "kept", "seconds"):
+    sampled = (f"pass@{k}", f"maj@{k}") if k else ()  # eval.k=0 measures greedy only
+    for col in ("round", f"{split} greedy", *sampled, "kept", "seconds"):
         t.add_column(col, justify="right")
     if control is not None:
         t.add_column("control greedy", justify="right")
     for i, m in enumerate(metrics):
         s = m["splits"].get(split, {})
-        row = [str(m["round"]), _pct(s.get("greedy_accuracy")), _pct(s.get("pass_at_k")),
-               _pct(s.get("majority_accuracy")), str(m["train"].get("kept", "-")), f"{sum(m['seconds'].values()):.0f}"]
+        row = [str(m["round"]), _pct(s.get("greedy_accuracy")),
+               *((_pct(s.get("pass_at_k")), _pct(s.get("majority_accuracy"))) if k else ()),
+               str(m["train"].get("kept", "-")), f"{sum(m['seconds'].values()):.0f}"]
         if control is not None:
             row.append(_pct(control[i]["splits"].get(split, {}).get("greedy_accuracy")) if i < len(control) else "-")
         t.add_row(*row)
