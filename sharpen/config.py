@@ -49,7 +49,7 @@ class EngineConfig(_Strict):
 
     kind: Literal["hf", "vllm", "openai"] = Field("hf", description="hf: built-in sampler; vllm: vLLM's in-process LLM; openai: an OpenAI-compatible server")
     sync_tolerance: float | None = Field(
-        None, gt=0, description="max mean |engine - trainer| log-prob gap after a sync (default: 1e-3 for hf float32, 0.05 otherwise)")
+        None, gt=0, description="max mean |engine - trainer| log-prob gap after a sync (default: 1e-3 in float32, 0.1 in bf16)")
     sync_probe: int = Field(8, ge=0, description="train prompts sampled (one sample each) for the sync check; 0 turns it off")
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1, description="vllm on GPU: share of GPU memory for weights + KV cache")
     kv_cache_gb: float = Field(2.0, gt=0, description="vllm on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)")

