@@ -78,7 +78,7 @@ def run_generate(policy: Policy, prompts: list[str], params: SamplingParams, dty
 
 
 TRAIN_CHILD = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 from sharpen.objectives.sft import sft_loss
 from sharpen.objectives.trainer import fit
 from sharpen.policy import Policy
@@ -96,8 +96,11 @@ fit(policy, list(range(16)), loss_fn, lr=1e-5, epochs=1, batch_size=16, generato
 t0 = time.perf_counter()
 fit(policy, list(range(16 * 3)), loss_fn, lr=1e-5, epochs=1, batch_size=16, generator=None)
 secs = (time.perf_counter() - t0) / 3
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a child of a
+# process that held vLLM reported the parent's 16.5 GB peak for both rows
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({"step_s": secs, "tokens_per_s": 16 * (len(prompt) + len(comp)) / secs,
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "peak_rss_gb": hwm_kb / 2**20,
                   "trainable": sum(p.numel() for p in policy.trainable_parameters()), "dtype": str(policy.dtype)}))
 """
 
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--only-train", action="store_true", help="the training rows alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -136,12 +140,14 @@ def main() -> None:
         print(f"FLOP limit {str(dt).split('.')[-1]}: matmul {g:.0f} GFLOP/s / {flops_per_token / 1e9:.2f} GFLOP per token "
               f"= {g * 1e9 / flops_per_token:,.0f} tokens/s")
 
+    if args.only_train:
+        args.skip_vllm = True
     rows: list[tuple[str, torch.dtype, float, int]] = []
-    for name, dtype in (("engine hf (make demo-real)", auto.dtype), ("engine hf float32", torch.float32)):
+    for name, dtype in (() if args.only_train else (("engine hf (make demo-real)", auto.dtype), ("engine hf float32", torch.float32))):
         policy = auto if dtype == auto.dtype else Policy.load(path, dtype="float32")
         secs, tokens = run_engine(HFEngine(policy, batch_size=args.batch_size), prompts, params)
         rows.append((name, dtype, secs, tokens))
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (() if args.only_train else (torch.float32, torch.bfloat16)):
         secs, tokens = run_generate(auto, prompts, params, dtype, args.batch_size)
         rows.append((f"transformers.generate {str(dtype).split('.')[-1]}", dtype, secs, tokens))
     if not args.skip_vllm:
@@ -170,6 +176,8 @@ def main() -> None:
             print(f"{mode + ' (' + r['dtype'].split('.')[-1] + ')':<40} {r['step_s']:>7.2f} {r['tokens_per_s']:>9.0f} "
                   f"{r['peak_rss_gb']:>12.2f} {r['trainable']:>12,}")
 
+    if args.only_train:
+        return
     ours = rows[0][3] / rows[0][2]
     generate = max(tokens / secs for name, _, secs, tokens in rows if name.startswith("transformers.generate"))
     print(f"speedup: {ours / generate:.2f}x")
