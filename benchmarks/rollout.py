@@ -1,4 +1,4 @@
-"""Rollout throughput: `Policy.sample` against transformers' `model.generate` on the demo's workload.
+"""Rollout throughput: engine hf (the built-in sampler) against transformers' `model.generate` on the demo's workload.
 
 Same model, same prompts (fed to both in the same length-sorted batches), same n, same
 temperature / top-p (top-k off for generate, so both sample one distribution), same
@@ -120,14 +120,14 @@ def main() -> None:
           f"median of {args.repeats}; {policy.num_parameters():,} parameters")
 
     results = {
-        "Policy.sample": measure(lambda s: run_sampler(policy, prompts, args, s), args.repeats),
+        "engine hf": measure(lambda s: run_sampler(policy, prompts, args, s), args.repeats),
         "model.generate": measure(lambda s: run_generate(policy, prompts, args, s), args.repeats),
     }
     rows = len(prompts) * args.n
     print(f"{'method':<16} {'seconds':>8} {'useful tokens':>14} {'tokens/row':>11} {'tokens/s':>10}")
     for name, (seconds, tokens) in results.items():
         print(f"{name:<16} {seconds:>8.2f} {tokens:>14,} {tokens / rows:>11.1f} {tokens / seconds:>10,.0f}")
-    (s_sec, s_tok), (g_sec, g_tok) = results["Policy.sample"], results["model.generate"]
+    (s_sec, s_tok), (g_sec, g_tok) = results["engine hf"], results["model.generate"]
     print(f"speedup: {(s_tok / s_sec) / (g_tok / g_sec):.2f}x")
 
 

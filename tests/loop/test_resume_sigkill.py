@@ -53,7 +53,8 @@ def test_sigkill_at_random_points_then_resume_matches(tmp_path, weak_checkpoint)
         return subprocess.Popen(_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def done() -> list[int]:
-        return sorted(int(p.parent.name) for p in killed.glob("rounds/*/metrics.json"))
+        # a round being written sits in rounds/.tmp-*/ until its rename: not complete yet
+        return sorted(int(p.parent.name) for p in killed.glob("rounds/*/metrics.json") if p.parent.name.isdigit())
 
     proc = start(first=True)
     # one kill during start-up, then one after each of rounds 0, 1, 2 has completed, each at a
