@@ -1,6 +1,6 @@
 """The small shared types every part speaks: parts import these and nothing of each other.
 
-Flow of one round: Task -> `Prompt`s -> Policy.sample -> `Sample`s -> Feedback -> `Scored`s
+Flow of one round: Task -> `Prompt`s -> Engine.generate -> `Sample`s -> Feedback -> `Scored`s
 -> Builder -> `SFTExample` | `PreferencePair` | `RLGroup` -> Objective.
 """
 from __future__ import annotations

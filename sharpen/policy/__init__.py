@@ -1,7 +1,8 @@
-"""The policy: a transformers causal LM + tokenizer that samples with log-probs and trains.
+"""The policy: a transformers causal LM (optionally with LoRA) + tokenizer that gives log-probs and trains.
 
-`Policy.load(dir)` reads any local Hugging Face checkpoint; `new_tiny_policy(seed)` makes
-the built-in tiny Llama with a character tokenizer. Both take the same code path.
+`Policy.load(dir)` reads any local Hugging Face checkpoint (or LoRA round checkpoint); `new_tiny_policy(seed)` makes
+the built-in tiny Llama with a character tokenizer. Both take the same code path; engines
+(`sharpen.engines`) do the sampling.
 """
 from sharpen.policy.policy import Policy
 from sharpen.policy.tiny import new_tiny_policy, tiny_config
