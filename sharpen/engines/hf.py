@@ -13,14 +13,8 @@ from typing import Callable, Sequence
 import torch
 
 from sharpen.engines.sampler import sample_ids
-from sharpen.errors import UserError
+from sharpen.errors import UserError, is_out_of_memory
 from sharpen.types import Completion, PolicyModel, SamplingParams
-
-
-def is_out_of_memory(err: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, or the CPU allocator's failure (a RuntimeError)."""
-    text = str(err)
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 class HFEngine:

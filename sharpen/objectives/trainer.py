@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, is_out_of_memory
 from sharpen.seeds import generator
 from sharpen.types import Context
 
@@ -159,7 +159,7 @@ def _accumulate(loss_fn: LossFn, batch: list[Any], micro: int, params: list[Tens
                 p.grad.mul_(scale)
         return total_loss * scale, {k: v * scale for k, v in weighted.items()}
     except RuntimeError as err:
-        if "out of memory" in str(err) or "can't allocate memory" in str(err) or isinstance(err, torch.OutOfMemoryError):
+        if is_out_of_memory(err):
             raise UserError(f"objective: out of memory on a micro-batch of {min(micro, len(batch))} items; lower "
                             "objective.micro_batch_size (or set policy.gradient_checkpointing=true, or policy.lora)") from None
         raise
