@@ -39,7 +39,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from sharpen.registry import TASKS
-from sharpen.tasks.base import ProceduralTask
+from sharpen.tasks.base import ProceduralTask, check_ops, check_range
 from sharpen.types import Prompt
 
 Op = Literal["add", "sub", "mul"]
@@ -63,22 +63,8 @@ class ArithmeticConfig(BaseModel):
     seed: int = 0
     """Seeds the split hash and every problem stream."""
 
-    @field_validator("ops")
-    @classmethod
-    def _ops_distinct(cls, ops: list[str]) -> list[str]:
-        if not ops:
-            raise ValueError("list at least one of add, sub, mul")
-        if len(set(ops)) != len(ops):
-            raise ValueError(f"each op may appear once, got {ops}")
-        return ops
-
-    @field_validator("difficulty")
-    @classmethod
-    def _levels(cls, difficulty: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = difficulty
-        if not 1 <= lo <= hi <= 18:
-            raise ValueError(f"use [lo, hi] with 1 <= lo <= hi <= 18, got [{lo}, {hi}]")
-        return difficulty
+    _ops = field_validator("ops")(lambda cls, ops: check_ops(ops, "add, sub, mul"))
+    _levels = field_validator("difficulty")(lambda cls, v: check_range(v, 18))
 
     @field_validator("width")
     @classmethod

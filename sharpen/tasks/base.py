@@ -99,6 +99,23 @@ class PoolTask(BaseTask):
         return list(pool[:n])
 
 
+def check_range(pair: tuple[int, int], top: int, strict: bool = False) -> tuple[int, int]:
+    """A config's [lo, hi] knob: 1 <= lo <= hi <= top (lo < hi when `strict`), else a ValueError with the fix."""
+    lo, hi = pair
+    if not (1 <= lo < hi <= top if strict else 1 <= lo <= hi <= top):
+        raise ValueError(f"use [lo, hi] with 1 <= lo {'<' if strict else '<='} hi <= {top}, got [{lo}, {hi}]")
+    return pair
+
+
+def check_ops(ops: list[str], known: str) -> list[str]:
+    """A config's op list: not empty, no op twice."""
+    if not ops:
+        raise ValueError(f"list at least one of {known}")
+    if len(set(ops)) != len(ops):
+        raise ValueError(f"each op may appear once, got {ops}")
+    return ops
+
+
 def final_answer(completion: str, prefix: str | None = None) -> str | None:
     """The answer a free-text completion ends with, or None if there is none.
 

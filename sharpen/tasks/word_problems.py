@@ -38,7 +38,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from sharpen.registry import TASKS
-from sharpen.tasks.base import ProceduralTask
+from sharpen.tasks.base import ProceduralTask, check_ops, check_range
 from sharpen.types import Prompt
 
 Op = Literal["add", "sub", "mul", "div"]
@@ -104,38 +104,10 @@ class WordProblemsConfig(BaseModel):
     seed: int = 0
     """Seeds the split hash and every problem stream."""
 
-    @field_validator("ops")
-    @classmethod
-    def _ops_distinct(cls, ops: list[str]) -> list[str]:
-        if not ops:
-            raise ValueError("list at least one of add, sub, mul, div")
-        if len(set(ops)) != len(ops):
-            raise ValueError(f"each op may appear once, got {ops}")
-        return ops
-
-    @field_validator("numbers")
-    @classmethod
-    def _numbers(cls, numbers: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = numbers
-        if not 1 <= lo < hi <= 1_000_000:
-            raise ValueError(f"use [lo, hi] with 1 <= lo < hi <= 1000000, got [{lo}, {hi}]")
-        return numbers
-
-    @field_validator("factors")
-    @classmethod
-    def _factors(cls, factors: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = factors
-        if not 1 <= lo < hi <= 1000:
-            raise ValueError(f"use [lo, hi] with 1 <= lo < hi <= 1000, got [{lo}, {hi}]")
-        return factors
-
-    @field_validator("steps")
-    @classmethod
-    def _steps(cls, steps: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = steps
-        if not 1 <= lo <= hi <= 4:
-            raise ValueError(f"use [lo, hi] with 1 <= lo <= hi <= 4, got [{lo}, {hi}]")
-        return steps
+    _ops = field_validator("ops")(lambda cls, ops: check_ops(ops, "add, sub, mul, div"))
+    _numbers = field_validator("numbers")(lambda cls, v: check_range(v, 1_000_000, strict=True))
+    _factors = field_validator("factors")(lambda cls, v: check_range(v, 1000, strict=True))
+    _steps = field_validator("steps")(lambda cls, v: check_range(v, 4))
 
     @model_validator(mode="after")
     def _later_steps(self) -> "WordProblemsConfig":
