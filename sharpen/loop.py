@@ -22,11 +22,13 @@ import yaml
 from sharpen.config import Recipe, apply_overrides, validate_recipe
 from sharpen.engines import check_sync, default_tolerance, logprob_gap, make_engine
 from sharpen.errors import UserError
+from sharpen.anchor import anchor_samples
+from sharpen.feedback.score import run_feedback, score_round
 from sharpen.monitor.metrics import evaluate_split
 from sharpen.monitor.train_stats import sample_stats
 from sharpen.policy import Policy
 from sharpen.progress import RichProgress
-from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES
+from sharpen.registry import BUILDERS, OBJECTIVES
 from sharpen.report.html import write_report
 from sharpen.rundir import RunDir, atomic_dir, atomic_write
 from sharpen.seeds import derive_seed
@@ -100,10 +102,14 @@ def evaluate(engine: Engine, task: Any, recipe: Recipe, progress: Any) -> dict[s
     return splits
 
 
+def sampling_params(recipe: Recipe) -> SamplingParams:
+    s = recipe.sample
+    return SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
+
+
 def sample_round(engine: Engine, task: Any, recipe: Recipe, r: int, progress: Any) -> list[Sample]:
     prompts = task.prompts("train", recipe.sample.prompts_per_round, round=r)
-    s = recipe.sample
-    params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
+    params = sampling_params(recipe)
     with progress("sampling", len(prompts)) as advance:
         groups = engine.generate([p.text for p in prompts], params, prompt_seeds(recipe.run.seed, "sample", r, prompts),
                                  progress=advance)
@@ -189,7 +195,6 @@ def run(recipe: Recipe, out: str | Path | None = None, log: Log = print, progres
 def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None:
     task = make_task(recipe.task)
     base_path = resolve_policy_path(recipe, log, progress)
-    feedback = FEEDBACK.get(recipe.feedback.kind)
     builder = BUILDERS.get(recipe.build.kind)
     objective = OBJECTIVES.get(recipe.objective.kind)
     start = rundir.first_incomplete_round(recipe.rounds)
@@ -199,7 +204,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
     policy = load_policy(recipe, base_path if start <= 1 else rundir.checkpoint(start - 1))
     threads = set_threads(recipe, policy)
     engine = make_engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
-    base: dict[str, Policy] = {}
+    base: dict[str, Any] = {}
     engine_checked: int | None = None  # the policy version the engine was last synced to and checked on
     try:
         if start == 0:
@@ -221,9 +226,17 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             # (it doubles the model's memory, which matters for real checkpoints)
             last = policy.copy() if recipe.objective.reference == "last" else None
 
-            def reference(which: str, _last: Policy | None = last) -> Policy:
+            def reference(which: str, _last: Policy | None = last, _r: int = r) -> Policy:
                 if which == "last" and _last is not None:
                     return _last
+                if which == "previous":  # the policy at the start of round r-1 (CREAM's last-iteration ranking)
+                    if _r <= 2:
+                        which = "base"
+                    else:
+                        if base.get("previous_round") != _r - 2:
+                            base["previous"] = load_policy(recipe, rundir.checkpoint(_r - 2), _r - 2)
+                            base["previous_round"] = _r - 2  # type: ignore[assignment]
+                        return base["previous"]
                 if which == "base":
                     if policy.is_lora:  # the same module with its adapters off: no copy
                         return policy.reference()
@@ -241,8 +254,14 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             t_sample = time.time() - t0
 
             ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
-                          progress=progress, threads=threads, engine=engine)
-            scored = feedback.fn(samples, recipe.feedback, ctx) if uses_samples else [Scored(s, 0.0) for s in samples]
+                          progress=progress, threads=threads, engine=engine, sampling=sampling_params(recipe))
+            if uses_samples:
+                scored, feedback_stats, audit = score_round(samples, recipe.feedback, ctx)
+            else:
+                scored, feedback_stats, audit = [Scored(s, 0.0) for s in samples], {}, {}
+            if getattr(recipe.build, "uses_anchor", False):  # Temporal Self-Rewarding: the initial model's samples
+                anchor = anchor_samples(engine, task, recipe, rundir.path, r, samples, progress)
+                ctx.anchor = group_scored(run_feedback(anchor, recipe.feedback, ctx).scored)
             built = builder.fn(scored, recipe.build, ctx)
             t1 = time.time()
             if recipe.objective.init == "base":  # ReST-EM / original STaR: every round restarts from the base
@@ -258,7 +277,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             splits = evaluate(engine, task, recipe, progress)
             t_eval = time.time() - t2
             train = {**sample_stats(scored), "kept": len(built.data), **built.stats, **stats}
-            metrics = {"round": r, "splits": splits, "train": train, "sync": sync,
+            metrics = {"round": r, "splits": splits, "train": train, "feedback": feedback_stats, "audit": audit, "sync": sync,
                        "seconds": {"sample": round(t_sample, 2), "train": round(t_train, 2), "eval": round(t_eval, 2)}}
 
             def write_round(d: Path, policy: Policy = policy, metrics: dict = metrics) -> None:
@@ -271,6 +290,13 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             log(_summary(metrics))
     finally:
         engine.close()
+
+
+def group_scored(scored: list[Scored]) -> dict[str, list[Scored]]:
+    out: dict[str, list[Scored]] = {}
+    for s in scored:
+        out.setdefault(s.sample.prompt.id, []).append(s)
+    return out
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -107,6 +107,16 @@ class RLGroup:
 
 
 @dataclass
+class Rated:
+    """A feedback's output: the scored samples plus its own statistics for metrics.json
+    (`feedback` block), e.g. a vote's pseudo-label accuracy and agreement rate. A feedback
+    may also return a bare list of `Scored` (no statistics)."""
+
+    scored: list[Scored]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Built:
     """A builder's output: training data plus counts for metrics.json (`train` block)."""
 
@@ -203,6 +213,17 @@ class PolicyModel(Protocol):
         ...
 
     def merged_state_dict(self) -> dict[str, Any]: ...
+    def vocab_size(self) -> int: ...
+
+    def vocab_mean_logprobs(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> tuple[Any, Any]:
+        """(mean_j log p(j | prefix) [B, L], mask [B, L]): what self-certainty needs, no grad."""
+        ...
+
+    def next_token_logprobs(self, prompt_ids: list[list[int]], candidates: Sequence[int]) -> Any:
+        """log p(candidate | prompt) [B, len(candidates)] at the first completion position, no
+        grad: a judge's verdict distribution read from one forward."""
+        ...
+
     def plain_model(self, dtype: Any = None, device: Any = None) -> Any: ...
     def save_adapter(self, dir: Any) -> None: ...
     def max_positions(self) -> int | None: ...
@@ -246,7 +267,8 @@ class Context:
     `policy` is the trainable `PolicyModel`; `engine` samples (feedback that needs fresh
     samples, e.g. a judge, calls `engine.generate`). `reference(which)` returns a frozen
     policy: "base" (the run's starting checkpoint) or "last" (the policy as it was at the
-    start of this round).
+    start of this round) or "previous" (the policy at the start of the previous round:
+    CREAM's last-iteration ranking).
     """
 
     task: Task
@@ -257,3 +279,8 @@ class Context:
     progress: ProgressFactory
     threads: int = 1
     engine: Engine | None = None
+    # how the round sampled (feedback that draws more samples, e.g. extra votes, matches it)
+    sampling: SamplingParams | None = None
+    # the initial model's scored samples of this round's prompts, by prompt id, for builders
+    # that anchor to them (Temporal Self-Rewarding); None unless the builder asks for them
+    anchor: dict[str, list[Scored]] | None = None

@@ -6,12 +6,13 @@ run can see whether confidence tracks correctness.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sharpen.feedback.verifier import relabel, verify
+from sharpen.feedback.base import FeedbackConfig
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Sample, Scored
 
@@ -31,10 +32,10 @@ def sequence_logprobs(policy: Any, samples: list[Sample], normalize: bool = Fals
     return out
 
 
-class LikelihoodConfig(BaseModel):
+class LikelihoodConfig(FeedbackConfig):
     """Reward = the model's own log-likelihood of the sample (label-free)."""
 
-    model_config = ConfigDict(extra="forbid")
+    default_threshold: ClassVar[float | None] = None  # unbounded: audited against its prompt's mean
     kind: Literal["likelihood"] = "likelihood"
     normalize: bool = Field(False, description="mean per-token log-prob instead of the sum (removes the bias toward short samples)")
     model: Literal["policy", "base"] = Field(

@@ -10,12 +10,12 @@ frozen scorer was.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from sharpen.feedback.verifier import relabel, verify
+from sharpen.feedback.base import FeedbackConfig
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Sample, Scored
 
@@ -42,10 +42,10 @@ def sample_self_certainty(policy: Any, samples: list[Sample], batch_size: int = 
     return out
 
 
-class SelfCertaintyConfig(BaseModel):
+class SelfCertaintyConfig(FeedbackConfig):
     """Reward = the current policy's self-certainty along the sample (label-free)."""
 
-    model_config = ConfigDict(extra="forbid")
+    default_threshold: ClassVar[float | None] = None  # unbounded: audited against its prompt's mean
     kind: Literal["self_certainty"] = "self_certainty"
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 
+from sharpen.feedback.base import FeedbackConfig
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Sample, Scored, Task
 
@@ -28,10 +28,9 @@ def relabel(scored: list[Scored], rewards: list[float], name: str) -> list[Score
     return scored
 
 
-class VerifierConfig(BaseModel):
+class VerifierConfig(FeedbackConfig):
     """The task's ground-truth scorer (needs labels)."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["verifier"] = "verifier"
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 
 from sharpen.feedback.verifier import relabel, verify
 from sharpen.monitor.metrics import majority_vote  # the same vote as eval's majority accuracy
+from sharpen.feedback.base import FeedbackConfig
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Sample, Scored
 
@@ -27,10 +27,9 @@ def vote_rewards(scored: list[Scored]) -> tuple[list[float], dict[str, str | Non
     return rewards, labels
 
 
-class VoteConfig(BaseModel):
+class VoteConfig(FeedbackConfig):
     """Reward = agreement with the prompt's majority answer (label-free)."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["vote"] = "vote"
 
 
