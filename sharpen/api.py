@@ -122,7 +122,7 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
             workers: int = 2, log: Log = print) -> Path:
     """Run each recipe from the same seed model with the same total sampling budget
     (rounds x prompts_per_round x n == budget), then write compare.csv and compare.png."""
-    from sharpen.report.compare import plot, rows, write_csv
+    from sharpen.report.compare import audit_rows, plot, rows, write_csv
 
     root = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     jobs: dict[str, tuple[Recipe, Path]] = {}
@@ -136,6 +136,9 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
     runs = run_parallel(jobs, workers=workers, log=log)
     table = rows(runs)
     write_csv(table, root / "compare.csv")
+    audit = audit_rows(runs)
+    if audit:
+        write_csv(audit, root / "audit.csv")
     plot(table, root / "compare.png")
     return root
 

@@ -83,12 +83,14 @@ class SFTExample:
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """chosen > rejected for one prompt; `margin` is their reward gap."""
+    """chosen > rejected for one prompt; `margin` is their reward gap. `confidence` in [0, 1]
+    is how far the preference is trusted (CREAM): DPO trains it with label smoothing 1 - confidence."""
 
     prompt: str
     chosen: str
     rejected: str
     margin: float = 0.0
+    confidence: float = 1.0
 
 
 @dataclass

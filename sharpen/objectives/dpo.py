@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
+from sharpen.errors import UserError
 from sharpen.objectives.sft import sft_loss
 from sharpen.objectives.trainer import TrainConfig, require, train
 from sharpen.registry import OBJECTIVES
@@ -29,7 +30,7 @@ def dpo_loss(
     ref_rejected_logps: Tensor,
     beta: float,
     loss_type: Literal["sigmoid", "ipo"] = "sigmoid",
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Tensor = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-pair losses and the implicit rewards beta * (logp - logp_ref) of each side.
 
@@ -89,8 +90,11 @@ def dpo(policy: Any, data: list[PreferencePair], cfg: DPOConfig, ctx: Context) -
     """Direct preference optimisation (DPO/IPO, + RPO's NLL) against a frozen reference."""
     require(data, PreferencePair, "dpo", "pairs or spin_pairs")
     ref = ctx.reference(cfg.reference)
+    if cfg.loss_type == "ipo" and any(p.confidence < 1.0 for p in data):
+        raise UserError("objective.loss_type: ipo cannot weight pairs by confidence (CREAM); use loss_type: sigmoid")
     enc = [(policy.encode_prompt(p.prompt), policy.encode_completion(p.chosen), policy.encode_completion(p.rejected))
            for p in data]
+    confidence = [p.confidence for p in data]
     items = []
     with torch.no_grad():  # the reference is fixed for the round: score it once
         for start in range(0, len(enc), cfg.micro_batch_size or cfg.batch_size):  # no-grad scoring, micro-batched
@@ -98,10 +102,11 @@ def dpo(policy: Any, data: list[PreferencePair], cfg: DPOConfig, ctx: Context) -
             prompts = [e[0] for e in chunk] * 2
             ref_logps, _, _, _ = _sequence_logps(ref, prompts, [e[1] for e in chunk] + [e[2] for e in chunk])
             ref_c, ref_r = ref_logps.chunk(2)
-            items += [(*e, float(c), float(r)) for e, c, r in zip(chunk, ref_c, ref_r)]
+            items += [(*e, float(c), float(r), conf) for e, c, r, conf in
+                      zip(chunk, ref_c, ref_r, confidence[start:start + len(chunk)])]
 
     def loss_fn(batch: list[tuple[Any, ...]]) -> tuple[Tensor, dict[str, float]]:
-        prompt_ids, chosen_ids, rejected_ids, ref_c, ref_r = zip(*batch)
+        prompt_ids, chosen_ids, rejected_ids, ref_c, ref_r, conf = zip(*batch)
         logps, n_tokens, logprobs, mask = _sequence_logps(policy, list(prompt_ids) * 2, list(chosen_ids) + list(rejected_ids))
         chosen, rejected = logps.chunk(2)
         ref_chosen, ref_rejected = torch.tensor(ref_c, device=logps.device), torch.tensor(ref_r, device=logps.device)
@@ -110,8 +115,11 @@ def dpo(policy: Any, data: list[PreferencePair], cfg: DPOConfig, ctx: Context) -
             args = (chosen / n_chosen, rejected / n_rejected, ref_chosen / n_chosen, ref_rejected / n_rejected)
         else:
             args = (chosen, rejected, ref_chosen, ref_rejected)
+        smoothing: Any = cfg.label_smoothing
+        if any(c < 1.0 for c in conf):  # CREAM: C * DPO(w, l) + (1 - C) * DPO(l, w)
+            smoothing = torch.tensor([max(cfg.label_smoothing, 1.0 - c) for c in conf], device=logps.device)
         losses, chosen_rewards, rejected_rewards = dpo_loss(*args, beta=cfg.beta, loss_type=cfg.loss_type,
-                                                            label_smoothing=cfg.label_smoothing)
+                                                            label_smoothing=smoothing)
         loss = losses.mean()
         margin = chosen_rewards - rejected_rewards
         stats = {"reward_margin": float(margin.mean()), "reward_accuracy": float((margin > 0).float().mean()),

@@ -23,6 +23,24 @@ def rows(runs: dict[str, Path]) -> list[dict]:
     return out
 
 
+AUDIT = ("precision", "recall", "auroc", "auroc_within_prompt", "rewarded_rate", "mean")
+FEEDBACK_STATS = ("label_accuracy", "agreement", "reward_accuracy", "cross_agreement", "judge_accuracy", "verdict_mass")
+
+
+def audit_rows(runs: dict[str, Path]) -> list[dict]:
+    """One row per (recipe, round, signal): the signal audit of metrics.json (precision,
+    recall and AUROC against the verifier), with the feedback's label statistics."""
+    out = []
+    for name, path in runs.items():
+        for m in RunDir(path).metrics():
+            fb = m.get("feedback") or {}
+            for signal, a in (m.get("audit") or {}).items():
+                stats = fb.get(signal, fb) if isinstance(fb.get(signal), dict) else fb
+                out.append({"recipe": name, "round": m["round"], "signal": signal, **{k: a.get(k) for k in AUDIT},
+                            "threshold": a.get("threshold"), **{k: stats.get(k) for k in FEEDBACK_STATS}})
+    return out
+
+
 def write_csv(table: list[dict], path: Path) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(table[0]))

@@ -7,7 +7,7 @@ import html
 import tempfile
 from pathlib import Path
 
-from sharpen.report.compare import METRICS, plot, rows
+from sharpen.report.compare import AUDIT, METRICS, audit_rows, plot, rows
 from sharpen.rundir import RunDir, atomic_write
 
 
@@ -28,13 +28,21 @@ def write_report(run_dir: str | Path) -> Path:
         "<tr>" + "".join(f"<td>{c}</td>" for c in (
             r["round"], r["split"], *(f"{100 * r[m]:.1f}%" if r[m] is not None else "-" for m in METRICS),
             r["kept"], r["seconds"])) + "</tr>" for r in table)
+    audit = audit_rows({name: rd.path})
+    audit_html = ""
+    if audit:
+        cols = ("round", "signal", *AUDIT, "label_accuracy", "agreement")
+        cell = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else html.escape(str(v)))  # noqa: E731
+        audit_html = ("<h2>Signal audit (against the verifier)</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in cols)
+                      + "</tr>" + "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in audit)
+                      + "</table>")
     config = html.escape(rd.config_path.read_text()) if rd.config_path.exists() else ""
     img = f'<img src="data:image/png;base64,{_png(table)}" style="max-width:100%">' if table else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sharpen: {html.escape(name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}pre{{background:#f6f6f6;padding:1em}}</style></head>
 <body><h1>{html.escape(name)}</h1>{img}<h2>Per round</h2><table><tr>{head}</tr>{body}</table>
-<h2>Recipe (config.yaml)</h2><pre>{config}</pre></body></html>"""
+{audit_html}<h2>Recipe (config.yaml)</h2><pre>{config}</pre></body></html>"""
     path = rd.path / "report.html"
     atomic_write(path, page)
     return path
