@@ -78,6 +78,9 @@ def test_every_builtin_recipe_runs_one_micro_round(tmp_path, weak_overrides, mic
     assert [x["round"] for x in m] == [0, 1]
     assert m[1]["train"]["samples"] > 0
     assert m[1]["train"]["steps"] > 0 and math.isfinite(m[1]["train"]["loss"])
+    if "build={kind: reference}" not in overrides:  # every sampled round audits its training signal
+        audit = m[1]["audit"]
+        assert audit and all({"precision", "recall", "auroc", "auroc_within_prompt"} <= set(a) for a in audit.values())
     start = load_file(Path(m[0]["policy"]) / "model.safetensors")
     after = Policy.load(out / "rounds/1/checkpoint").merged_state_dict()  # a LoRA checkpoint holds the adapter
     changed = [k for k, v in start.items() if not torch.allclose(v, after[k].float())]
