@@ -177,3 +177,82 @@ def metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not rd.config_path.exists():
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
     return rd.metrics()
+
+
+def _select_recipe(checkpoint: str | Path, task: str | dict, prompts: int, splits: tuple[str, ...], seed: int,
+                   temperature: float, engine: str, max_new_tokens: int | None, policy: dict | None) -> Recipe:
+    """The recipe that loads a checkpoint as `evaluate` loads it (eval block: the selection's prompts)."""
+    eval_cfg: dict[str, Any] = {"n": prompts, "k": 0, "splits": list(splits), "temperature": temperature}
+    if max_new_tokens is not None:
+        eval_cfg["max_new_tokens"] = max_new_tokens
+    return load_recipe({"name": "select", "task": {"name": task} if isinstance(task, str) else task,
+                        "policy": {**(policy or {}), "path": str(checkpoint)}, "engine": {"kind": engine},
+                        "build": "sft", "objective": "sft", "eval": eval_cfg, "run": {"seed": seed}})
+
+
+def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods: list[str] | str = "vote",
+                n: int = 16, prompts: int = 500, splits: tuple[str, ...] = ("eval", "holdout"), seed: int = 0,
+                temperature: float = 0.8, engine: str = "hf", max_new_tokens: int | None = None,
+                policy: dict | None = None, progress: Any = None) -> dict[str, dict[str, dict[int, float]]]:
+    """Inference-time selection (`sharpen.select`): sample `n` completions per prompt, pick one
+    answer per prompt by each method, and return {split: {method: {N': accuracy}}} for N' = 1,
+    2, 4, ... and `n`, read from the first N' samples (one sampling and scoring pass)."""
+    from sharpen import select
+    from sharpen.engines import make_engine
+    from sharpen.progress import RichProgress
+    from sharpen.tasks import make_task
+    from sharpen.types import Context, SamplingParams
+
+    chosen = select.parse_methods(methods)
+    sizes = select.prefix_sizes(n)
+    if prompts < 1:
+        raise UserError(f"--prompts: {prompts}; evaluate at least 1 prompt per split")
+    progress = progress or RichProgress()
+    rec = _select_recipe(checkpoint, task, prompts, splits, seed, temperature, engine, max_new_tokens, policy)
+    tsk = make_task(rec.task)
+    select.check_methods(chosen, tsk)  # before loading the model: a bad method fails at once
+    pol = loop.load_policy(rec, loop.resolve_policy_path(rec, print, progress))
+    threads = loop.set_threads(rec, pol)
+    eng = make_engine(rec.engine, pol, batch_size=rec.sample.batch_size)
+    try:
+        eng.sync(pol)
+        # the checkpoint is its own reference: a judge or likelihood asking for "base" scores with it
+        ctx = Context(task=tsk, policy=pol, round=0, seed=seed, reference=lambda which: pol, progress=progress,
+                      threads=threads, engine=eng,
+                      sampling=SamplingParams(n=n, temperature=temperature, max_new_tokens=rec.eval.max_new_tokens))
+        out: dict[str, dict[str, dict[int, float]]] = {}
+        for split in splits:
+            ps = tsk.prompts(split, prompts)
+            if not ps:
+                raise UserError(f"split {split!r}: the task has no {split} prompts; evaluate another split")
+            pools = select.build_pools(ctx, ps, chosen, n=n, temperature=temperature,
+                                       max_new_tokens=rec.eval.max_new_tokens,
+                                       seeds=loop.prompt_seeds(seed, "select", split, ps), label=split)
+            out[split] = select.curves(pools, chosen, sizes)
+        return out
+    finally:
+        eng.close()
+
+
+def scaling(checkpoint: str | Path, task: str | dict = "arithmetic", methods: list[str] | str | None = None,
+            max_n: int = 16, prompts: int = 200, split: str = "holdout", out: str | Path | None = None, seed: int = 0,
+            temperature: float = 0.8, engine: str = "hf", max_new_tokens: int | None = None,
+            policy: dict | None = None, progress: Any = None) -> dict[str, Any]:
+    """Accuracy against N (1, 2, 4, ..., max_n) for each selection method on one split; writes
+    scaling.csv (method,n,accuracy,split,prompts) and scaling.png into `out` (default
+    `scaling-<checkpoint name>` in the working directory). Returns {"out", "curves", "rows"}."""
+    from sharpen import select
+    from sharpen.report.compare import write_csv
+
+    chosen = select.parse_methods(methods) if methods else list(select.DEFAULT_SCALING)
+    ck = Path(checkpoint)
+    root = Path(out) if out is not None else Path(f"scaling-{ck.stem if ck.suffix == '.gguf' else ck.resolve().name}")
+    curve = select_eval(checkpoint, task, chosen, n=max_n, prompts=prompts, splits=(split,), seed=seed,
+                        temperature=temperature, engine=engine, max_new_tokens=max_new_tokens, policy=policy,
+                        progress=progress)[split]
+    rows = select.scaling_rows(curve, split, prompts)
+    root.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, root / "scaling.csv")
+    name = task if isinstance(task, str) else task.get("name", "")
+    select.plot_scaling(curve, root / "scaling.png", f"{ck.name} on {name} {split} ({prompts} prompts, T={temperature})")
+    return {"out": root, "curves": curve, "rows": rows}

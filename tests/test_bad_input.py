@@ -112,13 +112,13 @@ def test_jsonl_file_missing(capsys, monkeypatch, tmp_path, tiny_checkpoint):
 def test_checkpoint_missing(capsys, monkeypatch, tmp_path):
     code, _, err = cli(capsys, monkeypatch, "run", "star", *MICRO, f"policy.path={tmp_path}/gone", "--out", tmp_path / "run")
     one_line_error(code, err, "policy.path", "gone")
-    code, _, err = cli(capsys, monkeypatch, "eval", tmp_path / "gone", "--n", "4", "--k", "0")
+    code, _, err = cli(capsys, monkeypatch, "eval", tmp_path / "gone", "--prompts", "4", "--k", "0")
     one_line_error(code, err, "gone")
 
 
 def test_checkpoint_without_config(capsys, monkeypatch, tmp_path):
     (tmp_path / "ck").mkdir()
-    code, _, err = cli(capsys, monkeypatch, "eval", tmp_path / "ck", "--n", "4", "--k", "0")
+    code, _, err = cli(capsys, monkeypatch, "eval", tmp_path / "ck", "--prompts", "4", "--k", "0")
     one_line_error(code, err, "ck", "config.json")
 
 
@@ -129,7 +129,7 @@ def test_checkpoint_with_corrupt_weights(capsys, monkeypatch, tmp_path, tiny_che
     shutil.copytree(tiny_checkpoint, ck)
     w = ck / "model.safetensors"
     w.write_bytes(w.read_bytes()[: w.stat().st_size // 3])
-    code, _, err = cli(capsys, monkeypatch, "eval", ck, "--n", "4", "--k", "0")
+    code, _, err = cli(capsys, monkeypatch, "eval", ck, "--prompts", "4", "--k", "0")
     one_line_error(code, err, "ck")
     code, _, err = cli(capsys, monkeypatch, "run", "star", *MICRO, f"policy.path={ck}", "--out", tmp_path / "run")
     one_line_error(code, err, "ck")

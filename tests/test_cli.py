@@ -65,7 +65,7 @@ def test_task_config_rejects_other_keys(item):
 
 def test_eval_jsonl_with_task_overrides(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
     code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "--task", "jsonl", f"task.path={sums_jsonl}",
-                         "task.match=numeric", "--n", "4", "--k", "2", "--max-new-tokens", "4")
+                         "task.match=numeric", "--prompts", "4", "--k", "2", "--max-new-tokens", "4")
     assert code == 0, err
     assert "holdout" in out and "pass@2" in out and "Traceback" not in err
 
@@ -79,7 +79,7 @@ def test_eval_passes_options_to_the_api(capsys, monkeypatch, tiny_checkpoint):
 
     monkeypatch.setattr(api, "evaluate", fake_evaluate)
     code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "task.width=2", "policy.dtype=float32",
-                         "--n", "4", "--k", "0", "--engine", "vllm", "--max-new-tokens", "12")
+                         "--prompts", "4", "--k", "0", "--engine", "vllm", "--max-new-tokens", "12")
     assert code == 0, err
     assert seen == {"checkpoint": Path(tiny_checkpoint), "task": {"name": "arithmetic", "width": 2}, "n": 4, "k": 0,
                     "seed": 0, "engine": "vllm", "max_new_tokens": 12, "policy": {"dtype": "float32"}}
@@ -105,7 +105,7 @@ def test_eval_applies_an_instruct_checkpoints_chat_template(capsys, monkeypatch,
 
 def test_eval_unknown_task_key_is_one_line_error(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
     code, _, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "--task", "jsonl", f"task.path={sums_jsonl}",
-                       "task.pathx=other.jsonl", "--n", "4", "--k", "0")
+                       "task.pathx=other.jsonl", "--prompts", "4", "--k", "0")
     assert code == 2, err
     lines = [l for l in err.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "task.pathx" in lines[0], err

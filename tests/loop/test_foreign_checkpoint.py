@@ -41,7 +41,7 @@ def _cli(monkeypatch, capsys, *args):
 
 
 def test_eval_on_a_foreign_checkpoint(gpt2_dir, monkeypatch, capsys):
-    code, out, err = _cli(monkeypatch, capsys, "eval", gpt2_dir, "--n", "8", "--k", "2")
+    code, out, err = _cli(monkeypatch, capsys, "eval", gpt2_dir, "--prompts", "8", "--k", "2")
     assert code == 0, err
     assert "holdout" in out and "eval" in out
 
