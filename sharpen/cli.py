@@ -68,6 +68,10 @@ def seed(task: str = typer.Option("arithmetic", help="task to seed the tiny mode
         _log(f"steps {rep['steps']}, eval greedy {_pct(rep['eval_greedy_accuracy'])}, by op "
              + ", ".join(f"{k} {_pct(v)}" for k, v in rep["by_op"].items())
              + ("" if rep.get("in_band") else "  [outside the 20-50% band]"))
+        if rep.get("judge"):
+            j = rep["judge"]
+            _log(f"as a judge of its own samples ({j['own_samples']}, {_pct(j['own_correct_rate'])} correct): "
+                 f"accuracy {_pct(j['accuracy'])}, AUROC {j['auroc']:.3f}; gold vs corrupted {_pct(j['gold_vs_corrupted_accuracy'])}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})

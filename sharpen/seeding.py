@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import random
 import json
 import os
 from pathlib import Path
@@ -33,7 +34,8 @@ from sharpen.policy.tiny import new_tiny_policy
 from sharpen.registry import TASKS
 from sharpen.rundir import atomic_dir
 from sharpen.tasks import make_task
-from sharpen.types import ProgressFactory, SamplingParams, Task
+from sharpen.seeds import derive_seed
+from sharpen.types import ProgressFactory, Sample, SamplingParams, Task
 
 SEED_ROUND_BASE = 1_000_000  # seed batches use train-split rounds far from the loop's
 
@@ -51,6 +53,9 @@ class SeedConfig(BaseModel):
     band: tuple[float, float] = (0.20, 0.50)
     min_op_accuracy: float = Field(0.10, ge=0, description="every op must reach this (STaR needs a foothold)")
     max_new_tokens: int = 32
+    judge_fraction: float = Field(
+        1 / 3, ge=0, lt=1, description="share of each batch's prompts that also teach the judge format (one gold = yes and one "
+                                       "corrupted = no verdict each), for tasks with judge_examples; 0 turns it off")
 
 
 # Per-task schedule overrides, measured for each built-in task (the defaults above are
@@ -68,7 +73,7 @@ def cache_root() -> Path:
 
 
 def seed_key(task_cfg: dict[str, Any], cfg: SeedConfig, seed: int) -> str:
-    blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 3}, sort_keys=True)
+    blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 4}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -86,6 +91,29 @@ def _check(policy: Any, task: Task, cfg: SeedConfig) -> tuple[float, dict[str, f
     return acc, {op: sum(v) / len(v) for op, v in sorted(by_op.items())}
 
 
+def judge_report(policy: Any, task: Task, cfg: SeedConfig, seed: int) -> dict[str, Any]:
+    """The seed as a judge of its OWN samples (4 at T 0.8 per eval check prompt): accuracy of
+    P(yes) > 0.5 and AUROC of P(yes) against the verifier; plus accuracy on balanced gold vs
+    corrupted answers (the format it was taught)."""
+    from sharpen.feedback.judge import JudgeConfig, group_probs, judge_prompts, rewards_from, verdict_groups
+    from sharpen.monitor.audit import auroc
+
+    prompts = task.prompts("eval", cfg.check_n)
+    params = SamplingParams(n=4, temperature=0.8, max_new_tokens=cfg.max_new_tokens)
+    groups = HFEngine(policy, batch_size=128).generate([p.text for p in prompts], params,
+                                                       [derive_seed(seed, "judge-check", p.id) for p in prompts])
+    samples = [Sample(p, c, i) for p, g in zip(prompts, groups) for i, c in enumerate(g)]
+    correct = [s >= 1.0 for s in task.score_batch([s.prompt for s in samples], [s.text for s in samples])]
+    jcfg = JudgeConfig()
+    p_yes, _ = rewards_from(group_probs(policy, judge_prompts(task, samples), verdict_groups(task, jcfg), 128), jcfg)
+    gold = task.judge_examples(prompts, random.Random(derive_seed(seed, "judge-gold")))
+    g_yes, _ = rewards_from(group_probs(policy, [t for t, _ in gold], verdict_groups(task, jcfg), 128), jcfg)
+    return {"own_samples": len(samples), "own_correct_rate": sum(correct) / len(correct),
+            "accuracy": sum((p > 0.5) == c for p, c in zip(p_yes, correct)) / len(correct),
+            "auroc": auroc(p_yes, correct),
+            "gold_vs_corrupted_accuracy": sum((p > 0.5) == (v == "y") for p, (_, v) in zip(g_yes, gold)) / len(gold)}
+
+
 def _in_band(acc: float, by_op: dict[str, float], cfg: SeedConfig) -> bool:
     return cfg.band[0] <= acc <= cfg.band[1] and min(by_op.values()) >= cfg.min_op_accuracy
 
@@ -100,10 +128,20 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
     model = policy.model
     opt = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    teach_judge = cfg.judge_fraction > 0 and hasattr(task, "judge_examples")
+
     def loss_fn(batch: list[Any]) -> tuple[torch.Tensor, dict[str, float]]:
         lp, mask = policy.token_logprobs(policy.encode_prompts([p.text for p in batch]),
                                          [policy.encode_completion(p.reference) for p in batch])
-        return sft_loss(lp, mask), {}
+        loss = sft_loss(lp, mask)
+        if teach_judge:  # the verification format, from the same supervised batch (Self-Rewarding's EFT data)
+            k = max(1, round(len(batch) * cfg.judge_fraction))
+            rng = random.Random(derive_seed(seed, "judge", batch[0].id))
+            pairs = task.judge_examples(batch[:k], rng)
+            jlp, jmask = policy.token_logprobs(policy.encode_prompts([t for t, _ in pairs]),
+                                               [policy.encode_completion(v, eos=False) for _, v in pairs])
+            loss = loss + sft_loss(jlp, jmask)
+        return loss, {}
 
     def train_steps(first: int, count: int, advance: Any) -> float:
         """Steps first .. first+count-1: step k trains on the train batch of round SEED_ROUND_BASE + k."""
@@ -152,6 +190,8 @@ def train_seed(task: Task, seed: int, cfg: SeedConfig, progress: ProgressFactory
     acc, by_op = _check(policy, task, cfg)
     report = {"seed": seed, "steps": step, "eval_greedy_accuracy": acc, "by_op": by_op,
               "in_band": _in_band(acc, by_op, cfg), "history": history, "config": cfg.model_dump(mode="json")}
+    if teach_judge:
+        report["judge"] = judge_report(policy, task, cfg, seed)
     return policy, report
 
 

@@ -375,6 +375,25 @@ class Policy:
         _, mean, mask = self._token_terms(prompt_ids, completion_ids, 1.0, vocab_mean=True)
         return mean, mask
 
+    @torch.no_grad()
+    def next_token_logprobs(self, prompt_ids: list[list[int]], candidates: Sequence[int]) -> torch.Tensor:
+        """log p(candidate | prompt) [B, len(candidates)] at the first completion position: a
+        judge's verdict distribution from one forward (prompts left-padded, as in `_token_terms`)."""
+        width = max(len(p) for p in prompt_ids)
+        ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, p in enumerate(prompt_ids):
+            ids[b, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[b, width - len(p):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        adapters = self.model.disable_adapter() if self._disable_adapter else contextlib.nullcontext()
+        with adapters, self.autocast():
+            logits = self.model(input_ids=ids, attention_mask=None if bool(mask.all()) else mask, position_ids=positions,
+                                use_cache=False, logits_to_keep=1).logits[:, -1]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        return logp[:, torch.tensor(list(candidates), dtype=torch.long, device=logp.device)].cpu()
+
     def vocab_size(self) -> int:
         base = self.model.get_base_model() if self.is_lora else self.model
         return int(base.get_output_embeddings().weight.shape[0])

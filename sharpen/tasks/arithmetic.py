@@ -143,6 +143,35 @@ class ArithmeticTask(ProceduralTask):
             a, b = sorted((a, b))
         return f"{op}:{a}:{b}"
 
+    judge_verdicts = (("y",), ("n",))
+
+    def judge_prompt(self, prompt: Prompt, completion: str) -> str:
+        """The tiny model's verification format: the problem, the answer, '?', then y or n
+        ("7430+5200=27300?" -> "y"), taught by `sharpen seed` from gold and corrupted answers."""
+        return f"{prompt.text}{completion.strip()}?"
+
+    def judge_examples(self, prompts: list[Prompt], rng: random.Random) -> list[tuple[str, str]]:
+        """Supervised verification data: each prompt's gold completion (y) and the same with one
+        or two answer digits changed (n), the typical mistake of the solver."""
+        out = []
+        for p in prompts:
+            head, bar, answer = (p.reference or "").rpartition("|")
+            digits = list(answer)
+            for i in rng.sample(range(len(digits)), k=min(len(digits), rng.choice((1, 1, 2)))):
+                digits[i] = rng.choice([d for d in "0123456789" if d != digits[i]])
+            wrong = head + bar + "".join(digits)
+            out += [(self.judge_prompt(p, p.reference or ""), "y"), (self.judge_prompt(p, wrong), "n")]
+        return out
+
+    def paraphrase(self, prompt: Prompt) -> Prompt | None:
+        """The same addition with its operands swapped (Co-Reward's equivalent question; same
+        gold answer). None for sub and mul, which have no equivalent form here (mul is by one
+        digit, so its operands cannot swap)."""
+        op, a, b = prompt.meta["op"], prompt.meta["a"], prompt.meta["b"]
+        if op != "add" or a == b:
+            return None
+        return make_problem(op, b, a, self.width, prompt.meta["digits"])
+
     def extract(self, completion: str) -> str | None:
         """Text after the last `|` (or all of it); None unless it is answer-length digits."""
         text = completion.strip()

@@ -58,6 +58,16 @@ class BaseTask(ABC):
         return [self.score(p, a) for p, a in zip(prompts, answers)]
 
 
+    # ---- the judge format: how a model is asked whether an answer is right ------------
+    judge_verdicts: tuple[tuple[str, ...], tuple[str, ...]] = (("yes", "Yes", " yes", " Yes"), ("no", "No", " no", " No"))
+    """Strings whose first token means yes / no (the judge's P(yes) sums over the first group)."""
+
+    def judge_prompt(self, prompt: Prompt, completion: str) -> str:
+        """What a judge is conditioned on; an instruct model's chat template wraps it."""
+        return (f"{prompt.text}\n\nProposed answer:\n{completion}\n\n"
+                "Is the proposed answer correct? Reply yes or no.")
+
+
 class ProceduralTask(BaseTask):
     """A task with an endless generator: subclasses write `generate` (and `canonical`)."""
 
