@@ -80,28 +80,17 @@ def prefix_sizes(n: int) -> list[int]:
 
 
 def check_methods(methods: Sequence[str], task: Any) -> None:
-    """Fail before any sampling when a method cannot run: the judge must be registered and
-    accept the task (its config and its `applies` check, when the judge module has one)."""
+    """Fail before any sampling when a method cannot run: judge selection needs the judge
+    feedback registered and a task with a judge format (`judge_prompt`, how a model is asked
+    whether an answer is right; every built-in task has one, a hand-made Task may not)."""
     if "judge" not in methods:
         return
     if "judge" not in FEEDBACK.names():
         raise UserError("--select judge: no judge feedback is registered in this install; drop judge from --select")
-    cfg = _feedback_config("judge")
-    check = getattr(FEEDBACK.get("judge").fn, "check_task", None) or getattr(_judge_module(), "check_task", None)
-    if check is not None:
-        try:
-            check(task, cfg)
-        except (ValueError, UserError) as e:
-            raise UserError(f"--select judge: {e}") from None
-
-
-def _judge_module() -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module("sharpen.feedback.judge")
-    except ImportError:
-        return None
+    _feedback_config("judge")
+    if not callable(getattr(task, "judge_prompt", None)):
+        raise UserError(f"--select judge: task {getattr(task, 'name', task)!r} has no judge format (a judge_prompt method); "
+                        "drop judge from --select or give the task one")
 
 
 def _feedback_config(method: str) -> Any:
