@@ -1,11 +1,11 @@
-"""A verl reward function (`verl.utils.reward_score` style), exactly as a verl user writes it."""
+"""A verl reward function (`verl.utils.reward_score` style, like its gsm8k scorer), as a verl
+user writes it: one call per sample, a format score for a well-formed wrong answer."""
+import re
 
 
-def compute_score(data_source, solution_str, ground_truth, extra_info=None):
-    answer = solution_str.strip().split("|")[-1]
-    return {"score": 1.0 if answer == ground_truth else 0.0, "data_source": data_source}
-
-
-def float_score(data_source, solution_str, ground_truth, extra_info=None):
-    assert extra_info["prompt_id"] and "index" in extra_info
-    return 0.5 if solution_str.endswith(ground_truth or "") else 0.0
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, format_score=0.1, score=1.0):
+    answer = solution_str.strip().rsplit("|", 1)[-1].strip()
+    if not re.fullmatch(r"\d+", answer):
+        return {"score": 0.0, "acc": False}
+    correct = answer == ground_truth
+    return {"score": score if correct else format_score, "acc": correct}
