@@ -70,8 +70,9 @@ def seed(task: str = typer.Option("arithmetic", help="task to seed the tiny mode
              + ("" if rep.get("in_band") else "  [outside the 20-50% band]"))
         if rep.get("judge"):
             j = rep["judge"]
+            auroc = "-" if j.get("auroc") is None else f"{j['auroc']:.3f}"
             _log(f"as a judge of its own samples ({j['own_samples']}, {_pct(j['own_correct_rate'])} correct): "
-                 f"accuracy {_pct(j['accuracy'])}, AUROC {j['auroc']:.3f}; gold vs corrupted {_pct(j['gold_vs_corrupted_accuracy'])}")
+                 f"accuracy {_pct(j['accuracy'])}, AUROC {auroc}; gold vs corrupted {_pct(j['gold_vs_corrupted_accuracy'])}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})

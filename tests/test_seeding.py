@@ -133,6 +133,49 @@ def test_cache_key_changes_with_every_config_field():
     keys = {seed_key({"name": "arithmetic"}, base, 0), seed_key({"name": "arithmetic"}, base, 1),
             seed_key({"name": "arithmetic", "difficulty": [1, 4]}, base, 0)}
     for field, value in [("lr", 7e-4), ("warmup_steps", 3), ("weight_decay", 0.1), ("batch_size", 7),
-                         ("check_every", 7), ("check_n", 7), ("band", (0.1, 0.2))]:
+                         ("check_every", 7), ("check_n", 7), ("band", (0.1, 0.2)), ("judge_fraction", 0.2)]:
         keys.add(seed_key({"name": "arithmetic"}, base.model_copy(update={field: value}), 0))
-    assert len(keys) == 10
+    assert len(keys) == 11
+
+
+def test_each_step_mixes_in_judge_examples_half_yes_half_no(monkeypatch):
+    script(monkeypatch, [0.0])
+    seen = []
+    real_fit = seeding.fit
+
+    def spy(policy, items, loss_fn, **kw):
+        seen.append(list(items))
+        return real_fit(policy, items, loss_fn, **kw)
+
+    monkeypatch.setattr(seeding, "fit", spy)
+    cfg = SeedConfig(check_every=2, **{**CHEAP, "batch_size": 8, "max_steps": 2})
+    _, report = run(cfg)
+    for step, items in enumerate(seen):
+        judged = [b for b in items if isinstance(b, tuple)]
+        assert len(items) - len(judged) == 8 and len(judged) == seeding.judge_steps(cfg) == 4  # 1/3 of 12
+        assert sorted(v for _, v in judged) == ["n", "n", "y", "y"]
+        assert judged == seeding.judge_batch(make_task(TASK), 0, step, cfg)  # a function of the step
+    assert seen[0] != seen[1]
+    assert "judge_loss" in report["history"][0]
+    assert seeding.judge_steps(SeedConfig()) == 64  # 64 of 192 examples per default step
+
+
+def test_seed_report_measures_the_judge_on_its_own_samples(monkeypatch):
+    script(monkeypatch, [0.3])
+    _, report = run(SeedConfig(check_every=2, **CHEAP))
+    j = report["judge"]
+    assert j["own_samples"] == 4 * CHEAP["check_n"]
+    assert 0.0 <= j["accuracy"] <= 1.0 and 0.0 <= j["gold_vs_corrupted_accuracy"] <= 1.0
+    assert j["auroc"] is None or 0.0 <= j["auroc"] <= 1.0
+    assert set(j["by_op"]) <= {"add", "mul"}
+
+
+def test_no_judge_data_without_a_task_format_or_with_fraction_zero(monkeypatch):
+    script(monkeypatch, [0.0])
+    seen = []
+    real_fit = seeding.fit
+    monkeypatch.setattr(seeding, "fit", lambda policy, items, loss_fn, **kw: seen.append(list(items)) or real_fit(policy, items, loss_fn, **kw))
+    _, report = run(SeedConfig(check_every=2, judge_fraction=0.0, **{**CHEAP, "max_steps": 2}))
+    assert "judge" not in report and all(not isinstance(b, tuple) for items in seen for b in items)
+    from sharpen.tasks.base import has_judge_format
+    assert has_judge_format(make_task(TASK)) and not has_judge_format(make_task({"name": "code"}))

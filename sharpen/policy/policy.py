@@ -377,9 +377,18 @@ class Policy:
 
     @torch.no_grad()
     def next_token_logprobs(self, prompt_ids: list[list[int]], candidates: Sequence[int]) -> torch.Tensor:
-        """log p(candidate | prompt) [B, len(candidates)] at the first completion position: a
-        judge's verdict distribution from one forward (prompts left-padded, as in `_token_terms`)."""
+        """log p(candidate | prompt) [B, len(candidates)] at the first completion position, on
+        the policy's device: a judge's verdict distribution from one forward (no sampling, so
+        no parsed number). Layout as in `_token_terms`: prompts left-padded, position ids count
+        real tokens, LoRA adapters off for a `reference()` view; the head runs on the last
+        column only."""
+        cols = torch.tensor(list(candidates), dtype=torch.long, device=self.device)
+        if not prompt_ids:
+            return torch.zeros((0, len(cols)), device=self.device)
+        if any(len(p) == 0 for p in prompt_ids):
+            raise ValueError("every prompt needs at least one token (encode_prompt adds bos)")
         width = max(len(p) for p in prompt_ids)
+        self.check_length(width + 1, "a judge prompt + its verdict")
         ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for b, p in enumerate(prompt_ids):
@@ -387,12 +396,17 @@ class Policy:
             mask[b, width - len(p):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
+        attention = None if bool(mask.all()) else mask
         adapters = self.model.disable_adapter() if self._disable_adapter else contextlib.nullcontext()
         with adapters, self.autocast():
-            logits = self.model(input_ids=ids, attention_mask=None if bool(mask.all()) else mask, position_ids=positions,
-                                use_cache=False, logits_to_keep=1).logits[:, -1]
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        return logp[:, torch.tensor(list(candidates), dtype=torch.long, device=logp.device)].cpu()
+            body, head = self._body_and_head()
+            if body is not None:
+                hidden = body(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=False).last_hidden_state
+                logits = head(hidden[:, -1])
+            else:  # a head that is more than one linear map (softcapping, logit scale)
+                logits = self.model(input_ids=ids, attention_mask=attention, position_ids=positions,
+                                    use_cache=False).logits[:, -1]
+        return torch.log_softmax(logits.float(), dim=-1)[:, cols]
 
     def vocab_size(self) -> int:
         base = self.model.get_base_model() if self.is_lora else self.model

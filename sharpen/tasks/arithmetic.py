@@ -39,7 +39,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from sharpen.registry import TASKS
-from sharpen.tasks.base import ProceduralTask, check_ops, check_range
+from sharpen.tasks.base import ProceduralTask, change_digits, check_ops, check_range, slip_digit
 from sharpen.types import Prompt
 
 Op = Literal["add", "sub", "mul"]
@@ -143,25 +143,41 @@ class ArithmeticTask(ProceduralTask):
             a, b = sorted((a, b))
         return f"{op}:{a}:{b}"
 
-    judge_verdicts = (("y",), ("n",))
+    @property
+    def judge_verdicts(self) -> tuple[list[str], list[str]]:
+        """One character each: the tiny model's vocabulary is characters."""
+        return ["y"], ["n"]
 
     def judge_prompt(self, prompt: Prompt, completion: str) -> str:
         """The tiny model's verification format: the problem, the answer, '?', then y or n
         ("7430+5200=27300?" -> "y"), taught by `sharpen seed` from gold and corrupted answers."""
         return f"{prompt.text}{completion.strip()}?"
 
-    def judge_examples(self, prompts: list[Prompt], rng: random.Random) -> list[tuple[str, str]]:
-        """Supervised verification data: each prompt's gold completion (y) and the same with one
-        or two answer digits changed (n), the typical mistake of the solver."""
-        out = []
-        for p in prompts:
-            head, bar, answer = (p.reference or "").rpartition("|")
-            digits = list(answer)
-            for i in rng.sample(range(len(digits)), k=min(len(digits), rng.choice((1, 1, 2)))):
-                digits[i] = rng.choice([d for d in "0123456789" if d != digits[i]])
-            wrong = head + bar + "".join(digits)
-            out += [(self.judge_prompt(p, p.reference or ""), "y"), (self.judge_prompt(p, wrong), "n")]
-        return out
+    def judge_negative(self, prompt: Prompt, rng: random.Random) -> str | None:
+        """A wrong completion shaped like the seed model's own mistakes (measured on its samples:
+        sums are off in 1-3 digits; a wrong product almost always has a wrong scratchpad that
+        its answer copies faithfully, so an answer-only corruption would teach a check the model
+        never needs). add/sub: 1-3 answer digits slipped. mul: one step's product off (a wrong
+        digit times b, a slipped carry) carried on correctly, or 1-2 scratchpad digits
+        miswritten; the answer is then read off the wrong scratchpad, as the model does."""
+        op, a, b = prompt.meta["op"], prompt.meta["a"], prompt.meta["b"]
+        if op != "mul":
+            return change_digits(prompt.reference or "", rng, leading_zero=True, k=rng.choice((1, 1, 2, 2, 3)))
+        if rng.random() < 0.5:
+            slipped, step, carry = [], rng.randrange(self.width), 0
+            for i, digit in enumerate(_rev(a, self.width)):
+                value = int(digit) * b + carry
+                if i == step:
+                    value = min(99, max(0, value + rng.choice((-1, 1, -b, b, -10, 10))))
+                carry, out = divmod(value, 10)
+                slipped.append(f"{out}{carry}")
+            pad = "".join(slipped)
+        else:  # a miswritten digit the answer reads (an output digit, or the final carry)
+            pad = list(mul_scratchpad(a, b, self.width))
+            for i in rng.sample(list(range(0, len(pad), 2)) + [len(pad) - 1], k=rng.choice((1, 1, 2))):
+                pad[i] = slip_digit(pad[i], rng)
+            pad = "".join(pad)
+        return f"{pad}|{pad[0::2]}{pad[-1]}"
 
     def paraphrase(self, prompt: Prompt) -> Prompt | None:
         """The same addition with its operands swapped (Co-Reward's equivalent question; same

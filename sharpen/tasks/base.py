@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
@@ -28,6 +29,15 @@ def json_object(line: str, where: str, example: str) -> dict[str, Any]:
     if not isinstance(row, dict):
         raise UserError(f"{where}: expected an object like {example}, got {type(row).__name__}")
     return row
+
+
+GENERIC_VERDICTS: tuple[tuple[str, ...], tuple[str, ...]] = (("yes", "Yes", " yes", " Yes"), ("no", "No", " no", " No"))
+
+
+def generic_judge_prompt(prompt: Prompt, completion: str) -> str:
+    """The judge format any instruct model can follow (and what a task without one gets)."""
+    return (f"{prompt.text}\n\nProposed answer:\n{completion}\n\n"
+            "Is the proposed answer correct? Reply yes or no.")
 
 
 class BaseTask(ABC):
@@ -57,15 +67,88 @@ class BaseTask(ABC):
         """One `score` per item; tasks with costly checks (code, in a sandbox) override this to batch them."""
         return [self.score(p, a) for p, a in zip(prompts, answers)]
 
-
     # ---- the judge format: how a model is asked whether an answer is right ------------
-    judge_verdicts: tuple[tuple[str, ...], tuple[str, ...]] = (("yes", "Yes", " yes", " Yes"), ("no", "No", " no", " No"))
-    """Strings whose first token means yes / no (the judge's P(yes) sums over the first group)."""
+    @property
+    def judge_verdicts(self) -> tuple[list[str], list[str]]:
+        """Strings whose FIRST token means yes / no: a judge's P(yes) sums the first tokens of
+        the yes strings (each token once), so "Yes" and " yes" both count for an instruct model."""
+        return list(GENERIC_VERDICTS[0]), list(GENERIC_VERDICTS[1])
 
     def judge_prompt(self, prompt: Prompt, completion: str) -> str:
-        """What a judge is conditioned on; an instruct model's chat template wraps it."""
-        return (f"{prompt.text}\n\nProposed answer:\n{completion}\n\n"
-                "Is the proposed answer correct? Reply yes or no.")
+        """What a judge is conditioned on (generic, for instruct models; a chat policy wraps it in
+        its template). Tasks with a format of their own (arithmetic's "7430+5200=27300?") override it."""
+        return generic_judge_prompt(prompt, completion)
+
+    def judge_negative(self, prompt: Prompt, rng: random.Random) -> str | None:
+        """A wrong completion that looks like a solver's slip: the gold reference with 1-2 digits
+        of its final number changed (in half the cases every occurrence of that number, so the
+        working agrees with the wrong answer). None where the reference ends in no number."""
+        return corrupt_final_number(prompt.reference or "", rng)
+
+    def judge_examples(self, prompts: Sequence[Prompt], rng: random.Random) -> list[tuple[str, str]]:
+        """(judge prompt, verdict) pairs from supervised data only, to teach the judge format:
+        per prompt with a reference, its gold completion -> yes and one corrupted -> no. A
+        negative is kept only if the task scores it below full credit (scored in batches, a
+        few redraws for the rest; a prompt with no such negative gives no pair)."""
+        yes, no = self.judge_verdicts[0][0], self.judge_verdicts[1][0]
+        todo = [p for p in prompts if p.reference is not None]
+        negative: dict[int, str] = {}
+        for _ in range(8):
+            drawn = [(i, p, self.judge_negative(p, rng)) for i, p in enumerate(todo) if i not in negative]
+            drawn = [(i, p, w) for i, p, w in drawn if w is not None and w != p.reference]
+            if not drawn:
+                break
+            scores = self.score_batch([p for _, p, _ in drawn], [w for _, _, w in drawn])
+            negative.update({i: w for (i, _, w), s in zip(drawn, scores) if s < 1.0})
+        out: list[tuple[str, str]] = []
+        for i, p in enumerate(todo):
+            if i in negative:
+                out += [(self.judge_prompt(p, p.reference or ""), yes), (self.judge_prompt(p, negative[i]), no)]
+        return out
+
+
+def has_judge_format(task: Any) -> bool:
+    """Whether `task` defines a judge format of its own (not the generic instruct-model one):
+    what `sharpen seed` teaches the tiny model (it cannot read the generic English prompt)."""
+    own = getattr(type(task), "judge_prompt", None)
+    return own is not None and own is not BaseTask.judge_prompt
+
+
+def slip_digit(digit: str, rng: random.Random, lo: str = "0") -> str:
+    """Another digit, half the time one off (a carry slip), else any other (>= `lo`)."""
+    d = int(digit)
+    near = [str((d + s) % 10) for s in (-1, 1)]
+    near = [x for x in near if x >= lo and x != digit]
+    if near and rng.random() < 0.5:
+        return rng.choice(near)
+    return rng.choice([x for x in "0123456789" if x != digit and x >= lo] or [digit])
+
+
+def change_digits(number: str, rng: random.Random, leading_zero: bool = False, k: int | None = None) -> str:
+    """`number` with `k` of its digits changed (default: 1 two thirds of the time, else 2);
+    the first digit of a multi-digit number never becomes 0 unless `leading_zero`."""
+    digits = list(number)
+    k = rng.choice((1, 1, 2)) if k is None else k
+    for i in rng.sample(range(len(digits)), k=min(len(digits), k)):
+        lo = "1" if i == 0 and len(digits) > 1 and not leading_zero else "0"
+        digits[i] = slip_digit(digits[i], rng, lo)
+    return "".join(digits)
+
+
+def corrupt_final_number(reference: str, rng: random.Random) -> str | None:
+    """The generic negative: change the last number of `reference` (its final answer); half
+    the time every whole occurrence of that number (as in "8 + 6 = 14. Answer: 14")."""
+    found = list(re.finditer(r"(?<![0-9])[0-9]+(?![0-9])", reference))
+    if not found:
+        return None
+    last = found[-1]
+    wrong = change_digits(last.group(), rng)
+    if wrong == last.group():
+        return None
+    spans = [m.span() for m in found if m.group() == last.group()] if rng.random() < 0.5 else [last.span()]
+    for a, b in reversed(spans):
+        reference = reference[:a] + wrong + reference[b:]
+    return reference
 
 
 class ProceduralTask(BaseTask):

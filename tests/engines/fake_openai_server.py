@@ -7,7 +7,8 @@ tiny); sample j of a request draws from torch.Generator().manual_seed(seed + j),
 same seed gives the same text. Log-probs are under log_softmax(logits / temperature),
 before top-p (sharpen's convention). Like vLLM, special tokens (eos, and any other an
 untrained model emits) are in `tokens` and `token_logprobs` but not in `text`, and
-`return_tokens_as_token_ids` makes `tokens` "token_id:N" strings. Work is bounded (n, max_tokens, context are capped).
+`return_tokens_as_token_ids` makes `tokens` "token_id:N" strings. `logprobs: k` returns, per
+position, the k (at most 20) most likely tokens' log-probs and the sampled one's. Work is bounded (n, max_tokens, context are capped).
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ class FakeOpenAIServer:
 
     @torch.no_grad()
     def sample(self, prompt_ids: list[int], temperature: float, top_p: float, max_tokens: int,
-               seed: int, stop: list[str]) -> tuple[list[int], list[float], str, str]:
-        """(ids, logprobs, text, finish_reason) of one sample."""
+               seed: int, stop: list[str], top: int = 0) -> tuple[list[int], list[float], str, str, list[dict[str, float]]]:
+        """(ids, logprobs, text, finish_reason, top log-probs) of one sample: per position the
+        `top` most likely tokens (decoded, as OpenAI keys them) and the sampled one."""
         g = torch.Generator().manual_seed(seed)
         eos = self.tokenizer.eos_token_id
         limit = getattr(self.model.config, "max_position_embeddings", 256)
-        ids, lps, text, reason = list(prompt_ids), [], "", "length"
+        ids, lps, text, reason, tops = list(prompt_ids), [], "", "length", []
         for _ in range(min(max_tokens, MAX_TOKENS, max(0, limit - len(prompt_ids)))):
             logits = self.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
             logp = torch.log_softmax(logits / temperature if temperature > 0 else logits, -1)
@@ -53,6 +55,10 @@ class FakeOpenAIServer:
                 tok = int(torch.multinomial(probs, 1, generator=g))
             ids.append(tok)
             lps.append(float(logp[tok]))
+            best = logp.topk(min(top, logp.numel())).indices.tolist() if top > 0 else []
+            tops.append({})
+            for t in best + [tok]:
+                tops[-1].setdefault(self.tokenizer.decode([t], skip_special_tokens=True), float(logp[t]))
             if tok == eos:
                 reason = "stop"
                 break
@@ -61,7 +67,7 @@ class FakeOpenAIServer:
             if hit is not None:
                 text, reason = text[: text.index(hit)], "stop"
                 break
-        return ids[len(prompt_ids):], lps, text, reason
+        return ids[len(prompt_ids):], lps, text, reason, tops
 
     def completions(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.requests.append(body)
@@ -83,13 +89,14 @@ class FakeOpenAIServer:
             for p, prompt in enumerate(prompts[:MAX_N]):
                 prompt_ids = self.tokenizer.encode(prompt)
                 for j in range(n):
-                    ids, lps, text, reason = self.sample(prompt_ids, temperature, top_p, max_tokens, seed + j, stop)
+                    ids, lps, text, reason, tops = self.sample(prompt_ids, temperature, top_p, max_tokens, seed + j, stop,
+                                                               top=min(int(body.get("logprobs") or 0), 20))
                     tokens = ([f"token_id:{t}" for t in ids] if body.get("return_tokens_as_token_ids")
                               else [self.tokenizer.decode([t], skip_special_tokens=True) for t in ids])
                     choice: dict[str, Any] = {"index": p * n + j, "text": text, "finish_reason": reason}
                     if body.get("logprobs") is not None:
                         choice["logprobs"] = {"tokens": tokens, "token_logprobs": lps,
-                                              "top_logprobs": [{t: lp} for t, lp in zip(tokens, lps)],
+                                              "top_logprobs": tops,
                                               "text_offset": [0] * len(tokens)}
                     choices.append(choice)
         return 200, {"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()),
