@@ -28,8 +28,8 @@ def _rows(samples: list[Sample], r: int) -> list[dict[str, Any]]:
             for s in samples]
 
 
-def anchor_samples(engine: Engine, task: Any, recipe: Any, run_dir: Path, r: int, samples: list[Sample],
-                   progress: Any) -> list[Sample]:
+def anchor_samples(engine: Engine, task: Any, recipe: Any, params: SamplingParams, run_dir: Path, r: int,
+                   samples: list[Sample], progress: Any) -> list[Sample]:
     """M0's samples of round r's training prompts (sampled at round 1, read back after)."""
     path = Path(run_dir) / ANCHOR_FILE
     n = recipe.sample.prompts_per_round
@@ -37,8 +37,6 @@ def anchor_samples(engine: Engine, task: Any, recipe: Any, run_dir: Path, r: int
         if r != 1:
             raise UserError(f"{path}: missing; the initial model's samples are drawn in round 1, so this run cannot "
                             "anchor round {r}: start a new run".replace("{r}", str(r)))
-        s = recipe.sample
-        params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
         rows = _rows(samples, 1)  # round 1 samples M0 itself
         later = {k: task.prompts("train", n, round=k) for k in range(2, recipe.rounds + 1)}
         flat = [(k, p) for k, ps in later.items() for p in ps]

@@ -260,7 +260,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             else:
                 scored, feedback_stats, audit = [Scored(s, 0.0) for s in samples], {}, {}
             if getattr(recipe.build, "uses_anchor", False):  # Temporal Self-Rewarding: the initial model's samples
-                anchor = anchor_samples(engine, task, recipe, rundir.path, r, samples, progress)
+                anchor = anchor_samples(engine, task, recipe, ctx.sampling, rundir.path, r, samples, progress)
                 ctx.anchor = group_scored(run_feedback(anchor, recipe.feedback, ctx).scored)
             built = builder.fn(scored, recipe.build, ctx)
             t1 = time.time()
