@@ -38,7 +38,7 @@ def anchor_samples(engine: Engine, task: Any, recipe: Any, params: SamplingParam
             raise UserError(f"{path}: missing; the initial model's samples are drawn in round 1, so this run cannot "
                             "anchor round {r}: start a new run".replace("{r}", str(r)))
         rows = _rows(samples, 1)  # round 1 samples M0 itself
-        later = {k: task.prompts("train", n, round=k) for k in range(2, recipe.rounds + 1)}
+        later = {k: task.prompts(recipe.sample.split, n, round=k) for k in range(2, recipe.rounds + 1)}
         flat = [(k, p) for k, ps in later.items() for p in ps]
         if flat:
             with progress("anchor: initial model", len(flat)) as advance:
@@ -49,7 +49,7 @@ def anchor_samples(engine: Engine, task: Any, recipe: Any, params: SamplingParam
         blob = "\n".join(json.dumps(x) for x in rows) + "\n"
         atomic_write(path, gzip.compress(blob.encode(), mtime=0))
         return samples
-    prompts = {p.id: p for p in task.prompts("train", n, round=r)}
+    prompts = {p.id: p for p in task.prompts(recipe.sample.split, n, round=r)}
     out = []
     for line in gzip.decompress(path.read_bytes()).decode().splitlines():
         row = json.loads(line)

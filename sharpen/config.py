@@ -76,6 +76,9 @@ class SampleConfig(_Strict):
     max_new_tokens: int = Field(32, gt=0)
     prompts_per_round: int = Field(512, gt=0, description="training prompts sampled each round")
     batch_size: int = Field(64, gt=0, description="prompts per sampling batch")
+    split: Literal["train", "eval", "holdout"] = Field(
+        "train", description="questions sampled and trained on; eval or holdout: test-time training on those questions "
+                             "without their labels (TTRL), label-free feedback only; the other split stays unseen")
 
 
 class EvalConfig(_Strict):
@@ -236,6 +239,8 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     if not isinstance(recipe.objective, TrainConfig):  # the loop reads init, reference and temperature from it
         raise UserError(f"{source}: objective.kind: {recipe.objective.kind!r} registered a config that is not a TrainConfig; "
                         "subclass sharpen.objectives.trainer.TrainConfig")
+    if recipe.sample.split != "train":
+        check_label_free(recipe, source)
     temp = recipe.objective.temperature
     if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
         # the sampler's log-probs (pi_old) are at sample.temperature: a different training
@@ -244,6 +249,23 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         raise UserError(f"{source}: objective.temperature: {detail}", field="objective.temperature", detail=detail,
                         related=("sample.temperature",))
     return recipe
+
+
+# feedback that never reads a prompt's answer; builders that do (the gold completion) are refused
+LABEL_FREE_FEEDBACK = {"vote", "co_vote", "self_certainty", "likelihood", "judge"}
+GOLD_BUILDERS = {"reference", "spin_pairs"}
+
+
+def check_label_free(recipe: Recipe, source: str) -> None:
+    """Training on eval or holdout questions is test-time training (TTRL): it may use their
+    text, never their answers, or the held-out measurement would be measuring the labels."""
+    fb = recipe.feedback
+    kinds = [p.kind for p in fb.parts] if fb.kind == "combine" else [fb.kind]
+    used = [k for k in kinds if k not in LABEL_FREE_FEEDBACK] + [recipe.build.kind] * (recipe.build.kind in GOLD_BUILDERS)
+    if used:
+        detail = (f"{recipe.sample.split!r} trains on held-out questions, but {', '.join(used)} reads their answers; "
+                  f"use label-free feedback ({', '.join(sorted(LABEL_FREE_FEEDBACK))}) or sample.split=train")
+        raise UserError(f"{source}: sample.split: {detail}", field="sample.split", detail=detail)
 
 
 def load_recipe(ref: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:

@@ -107,8 +107,14 @@ def sampling_params(recipe: Recipe) -> SamplingParams:
     return SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
 
 
+def round_prompts(task: Any, recipe: Recipe, r: int) -> list[Any]:
+    """Round r's training questions: fresh train prompts each round, or (test-time training)
+    the first prompts_per_round of a held-out split, the same ones every round."""
+    return task.prompts(recipe.sample.split, recipe.sample.prompts_per_round, round=r)
+
+
 def sample_round(engine: Engine, task: Any, recipe: Recipe, r: int, progress: Any) -> list[Sample]:
-    prompts = task.prompts("train", recipe.sample.prompts_per_round, round=r)
+    prompts = round_prompts(task, recipe, r)
     params = sampling_params(recipe)
     with progress("sampling", len(prompts)) as advance:
         groups = engine.generate([p.text for p in prompts], params, prompt_seeds(recipe.run.seed, "sample", r, prompts),
@@ -119,7 +125,7 @@ def sample_round(engine: Engine, task: Any, recipe: Recipe, r: int, progress: An
 def prompts_only(task: Any, recipe: Recipe, r: int) -> list[Sample]:
     """The round's prompts with empty completions, for a builder that samples nothing (the
     supervised control): it still sees exactly the prompts a sampling recipe would."""
-    prompts = task.prompts("train", recipe.sample.prompts_per_round, round=r)
+    prompts = round_prompts(task, recipe, r)
     return [Sample(p, Completion("", [], [], False), 0) for p in prompts]
 
 

@@ -54,6 +54,7 @@ def no_partial_files(root: Path) -> None:
     (["sample.temperature=-0.5"], ["sample.temperature"]),
     (["eval.splits=[test]"], ["eval.splits"]),
     (["rounds"], ["rounds", "key=value"]),
+    (["sample.split=holdout"], ["sample.split", "verifier", "label-free"]),  # star: test-time training on answers
 ])
 def test_bad_recipe_override(capsys, monkeypatch, tmp_path, overrides, needles):
     code, _, err = cli(capsys, monkeypatch, "run", "star", *overrides, "--out", tmp_path / "run")

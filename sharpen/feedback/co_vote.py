@@ -1,15 +1,19 @@
 """Co-Reward (Zhang et al., 2025; METHODS §5): vote labels cross-checked between a question
-and an equivalent rephrasing of it.
+and equivalent rephrasings of it.
 
 Each prompt's rollouts are rewarded by agreement with the majority answer of its
-*paraphrase's* rollouts, instead of its own: a model that locks onto a wrong answer for
-one wording has to do so for the other wording too before the wrong label pays. The
-paraphrase comes from the task (`task.paraphrase(prompt)`; arithmetic swaps the operands
-of an addition); its rollouts are drawn by the engine and only vote. A prompt without a
+*paraphrases'* rollouts, instead of its own: a model that locks onto a wrong answer for
+one wording has to do so for the others too before the wrong label pays. The paraphrases
+come from the task (`task.paraphrases(prompt, k)`, or the single `task.paraphrase(prompt)`;
+arithmetic swaps the operands of an addition, then shifts an amount from one operand to
+the other); their rollouts are drawn by the engine and only vote. With several
+paraphrases their votes are pooled, which is where the label gains over the model's own
+vote: its slips on different digit patterns are nearly independent. A prompt without a
 paraphrase falls back to its own majority (TTRL), and the statistics count how many did.
-The agreement rate between maj(x) and maj(x') is the paper's monitor: when it falls, the
-labels are drifting. (The paper also trains on the paraphrases' rollouts; here they only
-label.)
+`min_agreement` leaves a prompt unlabelled (reward 0 for all its samples) when the label
+holds less than that share of its votes. The agreement rate between maj(x) and the cross
+label is the paper's monitor: when it falls, the labels are drifting. (The paper also
+trains on the paraphrases' rollouts; here they only label.)
 """
 from __future__ import annotations
 
@@ -19,54 +23,67 @@ from pydantic import Field
 
 from sharpen.feedback.base import FeedbackConfig
 from sharpen.feedback.verifier import relabel, verify
-from sharpen.feedback.vote import extra_votes, label_stats, vote_labels
-from sharpen.monitor.metrics import majority_vote
+from sharpen.feedback.vote import confident_majority, extra_votes, label_stats, vote_labels
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Prompt, Rated, Sample
 
 
 class CoVoteConfig(FeedbackConfig):
-    """Reward = agreement with the majority answer of the prompt's paraphrase (label-free)."""
+    """Reward = agreement with the majority answer of the prompt's paraphrases (label-free)."""
 
     kind: Literal["co_vote"] = "co_vote"
     n_votes: int | None = Field(None, gt=0, description="rollouts of each paraphrase that vote (default: the round's sample.n)")
+    n_paraphrases: int = Field(1, gt=0, description="equivalent questions per prompt whose votes are pooled "
+                                                    "(the task's `paraphrases`; 1: Co-Reward's one rephrasing)")
+    temperature: float | None = Field(None, ge=0, description="sampling temperature of the paraphrases' rollouts "
+                                                              "(default: the round's; 0: one greedy answer each)")
+    min_agreement: float = Field(0.0, ge=0.0, le=1.0, description="label a prompt only when its label holds at least "
+                                 "this share of its votes; other prompts get reward 0 everywhere")
 
 
-def paraphrases(prompts: list[Prompt], task: object) -> dict[str, Prompt]:
-    """prompt id -> its paraphrase, for the prompts the task can rephrase."""
-    fn = getattr(task, "paraphrase", None)
-    if fn is None:
-        return {}
-    return {p.id: q for p in prompts if (q := fn(p)) is not None}
+def paraphrases(prompts: list[Prompt], task: object, k: int = 1) -> dict[str, list[Prompt]]:
+    """prompt id -> up to k paraphrases, for the prompts the task can rephrase."""
+    many = getattr(task, "paraphrases", None)
+    one = getattr(task, "paraphrase", None)
+    out: dict[str, list[Prompt]] = {}
+    for p in prompts:
+        qs = many(p, k) if many is not None else ([q] if one is not None and (q := one(p)) is not None else [])
+        if qs:
+            out[p.id] = qs
+    return out
 
 
 @FEEDBACK.register("co_vote", CoVoteConfig)
 def co_vote(samples: list[Sample], cfg: CoVoteConfig, ctx: Context) -> Rated:
-    """Co-Reward: reward 1 if the sample's answer is the majority answer of its paraphrase's rollouts."""
+    """Co-Reward: reward 1 if the sample's answer is the majority answer of its paraphrases' rollouts."""
     scored = verify(samples, ctx.task)
     prompts = list({s.prompt.id: s.prompt for s in samples}.values())
-    para = paraphrases(prompts, ctx.task)
+    para = paraphrases(prompts, ctx.task, cfg.n_paraphrases)
     if not para:
         raise ValueError(f"feedback co_vote: task {ctx.task.name!r} rephrases none of its prompts (no task.paraphrase); "
                          "use feedback: vote")
     have = max((s.index for s in samples), default=-1) + 1
+    n = 1 if cfg.temperature == 0 else (cfg.n_votes or have)  # greedy answers do not vary: one each
     # the paraphrases' rollouts: all n of them vote (have = 0 own samples)
-    para_votes = extra_votes(list(para.values()), 0, cfg.n_votes or have, ctx, purpose="paraphrase")
+    unique = list({q.id: q for qs in para.values() for q in qs}.values())
+    para_votes = extra_votes(unique, 0, n, ctx, purpose="paraphrase", temperature=cfg.temperature)
     own = vote_labels(scored, {})
-    cross = {pid: majority_vote(para_votes[q.id]) for pid, q in para.items()}
-    labels = {pid: cross.get(pid, own[pid]) if pid in para else own[pid] for pid in own}
+    pooled = {pid: [a for q in qs for a in para_votes[q.id]] for pid, qs in para.items()}
+    cross = {pid: confident_majority(v, cfg.min_agreement) for pid, v in pooled.items()}
+    own_confident = vote_labels(scored, {}, cfg.min_agreement)
+    labels = {pid: cross[pid] if pid in para else own_confident[pid] for pid in own}
     rewards = [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored]
     by_id = {p.id: p for p in prompts}
     for s in scored:
         pid = s.sample.prompt.id
         s.scores["label_correct"] = float(labels[pid] is not None and ctx.task.score(by_id[pid], labels[pid]) >= 1.0)
     scored = relabel(scored, rewards, cfg.signal_name())
-    votes: dict[str, list[str | None]] = {pid: list(para_votes[para[pid].id]) if pid in para else [] for pid in labels}
+    votes: dict[str, list[str | None]] = {pid: list(pooled.get(pid, [])) for pid in labels}
     for s in scored:
         if s.sample.prompt.id not in para:
             votes[s.sample.prompt.id].append(s.answer)
     both = [pid for pid in para if own[pid] is not None and cross[pid] is not None]
     stats = label_stats(scored, labels, votes, ctx.task)
-    stats.update({"paraphrased": len(para) / len(prompts),
+    stats.update({"paraphrased": len(para) / len(prompts), "paraphrases": sum(map(len, para.values())) / max(len(para), 1),
                   "cross_agreement": sum(own[p] == cross[p] for p in both) / len(both) if both else 0.0})
     return Rated(scored, stats)

@@ -24,27 +24,41 @@ from sharpen.seeds import derive_seed
 from sharpen.types import Context, Prompt, Rated, Sample, Scored
 
 
-def extra_votes(prompts: Sequence[Prompt], have: int, n_votes: int, ctx: Context, purpose: str = "votes") -> dict[str, list[str | None]]:
-    """Answers of `n_votes - have` more samples per prompt, drawn by the engine and seeded per
-    (run seed, purpose, round, prompt): they vote, they are never trained on."""
+def extra_votes(prompts: Sequence[Prompt], have: int, n_votes: int, ctx: Context, purpose: str = "votes",
+                temperature: float | None = None) -> dict[str, list[str | None]]:
+    """Answers of `n_votes - have` more samples per prompt, drawn by the engine (at the round's
+    sampling temperature unless one is given) and seeded per (run seed, purpose, round,
+    prompt): they vote, they are never trained on."""
     extra = n_votes - have
     if extra <= 0 or not prompts:
         return {p.id: [] for p in prompts}
     if ctx.engine is None or ctx.sampling is None:
         raise RuntimeError("extra votes need the loop's engine and sampling settings (ctx.engine, ctx.sampling)")
-    params = replace(ctx.sampling, n=extra)
+    params = replace(ctx.sampling, n=extra, **({} if temperature is None else {"temperature": temperature}))
     seeds = [derive_seed(ctx.seed, purpose, ctx.round, p.id) for p in prompts]
     with ctx.progress(f"sampling {extra} more votes", len(prompts)) as advance:
         groups = ctx.engine.generate([p.text for p in prompts], params, seeds, progress=advance)
     return {p.id: [ctx.task.extract(c.text) for c in g] for p, g in zip(prompts, groups)}
 
 
-def vote_labels(scored: list[Scored], extra: dict[str, list[str | None]]) -> dict[str, str | None]:
-    """Majority answer per prompt over its own samples (in sample order) then the extra votes."""
+def vote_labels(scored: list[Scored], extra: dict[str, list[str | None]], min_agreement: float = 0.0) -> dict[str, str | None]:
+    """Majority answer per prompt over its own samples (in sample order) then the extra votes;
+    None where the majority holds less than `min_agreement` of the votes."""
     answers: dict[str, list[str | None]] = {}
     for s in sorted(scored, key=lambda s: s.sample.index):
         answers.setdefault(s.sample.prompt.id, []).append(s.answer)
-    return {pid: majority_vote(a + extra.get(pid, [])) for pid, a in answers.items()}
+    return {pid: confident_majority(a + extra.get(pid, []), min_agreement) for pid, a in answers.items()}
+
+
+def confident_majority(votes: Sequence[str | None], min_agreement: float = 0.0) -> str | None:
+    """The majority answer if it holds at least `min_agreement` of all votes (malformed ones
+    included), else None. The share of votes is the label's confidence: on the seed model,
+    majorities holding > 5/8 of 16 votes were right 97% of the time, all majorities 42%
+    (benchmarks/vote_agreement.py), the self-consistency filter of LMSI (Huang et al., 2022)."""
+    label = majority_vote(votes)
+    if label is None or not votes or sum(v == label for v in votes) < min_agreement * len(votes):
+        return None
+    return label
 
 
 def label_stats(scored: list[Scored], labels: dict[str, str | None], votes: dict[str, list[str | None]],
@@ -54,7 +68,8 @@ def label_stats(scored: list[Scored], labels: dict[str, str | None], votes: dict
     reward_accuracy: samples whose vote reward equals their ground truth."""
     prompts = {s.sample.prompt.id: s.sample.prompt for s in scored}
     right = [task.score(prompts[pid], lab) >= 1.0 for pid, lab in labels.items() if lab is not None]
-    agree = [sum(a == labels[pid] for a in v) / len(v) for pid, v in votes.items() if v and labels[pid] is not None]
+    # agreement of every prompt's own majority, labelled or not (min_agreement hides no collapse)
+    agree = [sum(a == top for a in v) / len(v) for v in votes.values() if v and (top := majority_vote(v)) is not None]
     known = [s for s in scored if s.correct is not None]
     out: dict[str, float] = {
         "prompts": len(labels),
@@ -63,6 +78,7 @@ def label_stats(scored: list[Scored], labels: dict[str, str | None], votes: dict
     }
     if right:
         out["label_accuracy"] = sum(right) / len(labels)  # a prompt without a label counts as wrong
+        out["labelled_accuracy"] = sum(right) / len(right)  # the precision of the labels trained on
     if known:
         out["reward_accuracy"] = sum((s.reward >= 0.5) == bool(s.correct) for s in known) / len(known)
     return out
@@ -74,6 +90,8 @@ class VoteConfig(FeedbackConfig):
     kind: Literal["vote"] = "vote"
     n_votes: int | None = Field(None, gt=0, description="votes per prompt (default: the round's sample.n); "
                                                         "more than sample.n draws extra samples that only vote (TTRL: 64 votes, 32 trained)")
+    min_agreement: float = Field(0.0, ge=0.0, le=1.0, description="label a prompt only when its majority holds at least this "
+                                 "share of the votes (LMSI's self-consistency filter); other prompts get reward 0 everywhere")
 
 
 @FEEDBACK.register("vote", VoteConfig)
@@ -83,7 +101,7 @@ def vote(samples: list[Sample], cfg: VoteConfig, ctx: Context) -> Rated:
     prompts = list({s.prompt.id: s.prompt for s in samples}.values())
     have = max((s.index for s in samples), default=-1) + 1
     extra = extra_votes(prompts, have, cfg.n_votes or have, ctx)
-    labels = vote_labels(scored, extra)
+    labels = vote_labels(scored, extra, cfg.min_agreement)
     rewards = [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored]
     label_correct = {p.id: float(labels[p.id] is not None and ctx.task.score(p, labels[p.id]) >= 1.0) for p in prompts}
     for s in scored:

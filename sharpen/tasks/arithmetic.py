@@ -188,6 +188,38 @@ class ArithmeticTask(ProceduralTask):
             return None
         return make_problem(op, b, a, self.width, prompt.meta["digits"])
 
+    def paraphrases(self, prompt: Prompt, k: int) -> list[Prompt]:
+        """Up to `k` equivalent questions with the same answer, for a cross-question vote: the
+        operands swapped, then (a + d) + (b - d) for shifts d drawn from the prompt's id (and
+        (a + d) - (b + d) for sub). Rewriting moves d from one operand to the other; it never
+        computes the answer. Each is a different digit pattern, so the model's slips on them
+        are nearly independent where its samples of one question are not: on the seed, a
+        plurality over 16 equivalents' greedy answers was right on 51% of additions, its own
+        greedy answer on 33% and its own 16-sample majority on 27% (benchmarks/vote_agreement.py).
+        mul has none (by one digit: rewriting it needs a product)."""
+        op, a, b = prompt.meta["op"], prompt.meta["a"], prompt.meta["b"]
+        if op == "mul" or k <= 0:
+            return []
+        top = 10**self.width - 1
+        rng = random.Random(f"{self.seed}:paraphrases:{prompt.id}")
+        seen = {(a, b)} | ({(b, a)} if op == "add" else set())
+        out = [make_problem(op, b, a, self.width, prompt.meta["digits"])] if op == "add" and a != b else []
+        if op == "add":  # (a + d) + (b - d): d in [-a, b] keeps both >= 0, and a + d, b - d <= top
+            lo, hi = max(-a, b - top), min(b, top - a)
+        else:  # (a + d) - (b + d): both grow or shrink together
+            lo, hi = -b, top - a
+        for _ in range(8 * k):
+            if len(out) >= k or hi <= lo:
+                break
+            d = rng.randint(lo, hi)
+            x, y = (a + d, b - d) if op == "add" else (a + d, b + d)
+            if op == "add" and rng.random() < 0.5:
+                x, y = y, x
+            if (x, y) not in seen:
+                seen.add((x, y))
+                out.append(make_problem(op, x, y, self.width, prompt.meta["digits"]))
+        return out[:k]
+
     def extract(self, completion: str) -> str | None:
         """Text after the last `|` (or all of it); None unless it is answer-length digits."""
         text = completion.strip()

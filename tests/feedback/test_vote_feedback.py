@@ -53,3 +53,20 @@ def test_extra_votes_change_the_label_but_are_not_trained_on(fake_ctx, make_samp
     assert len(rated.scored) == 2 and rated.stats["n_votes"] == 5 and rated.stats["label_accuracy"] == 1.0
     (_, params, _), = ctx.engine.calls
     assert params.n == 3 and params.temperature == 0.8
+
+
+def test_min_agreement_labels_only_confident_majorities(fake_ctx, make_samples):
+    samples = make_samples({
+        "a": ("5", ["x|5", "y|5", "z|5", "w|7"]),   # 3/4 agree: labelled, right
+        "b": ("4", ["p|3", "q|3", "r|4", "s|?"]),   # 2/4 (a malformed vote counts in the total): unlabelled
+        "c": ("9", ["m|8", "n|8", "o|8", "k|9"]),   # 3/4 agree, wrong label
+    })
+    rated = vote(samples, VoteConfig(min_agreement=0.75), fake_ctx())
+    assert [s.reward for s in rated.scored] == [1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0]
+    st = rated.stats
+    assert abs(st["no_label_rate"] - 1 / 3) < 1e-9
+    assert abs(st["label_accuracy"] - 1 / 3) < 1e-9 and st["labelled_accuracy"] == 0.5
+    # agreement still covers b's own majority (2/4): a filter must not hide a collapse
+    assert abs(st["agreement"] - (0.75 + 0.5 + 0.75) / 3) < 1e-9
+    # at exactly the threshold the label stands
+    assert [s.reward for s in vote(samples, VoteConfig(min_agreement=0.5), fake_ctx()).scored][4:8] == [1, 1, 0, 0]

@@ -75,6 +75,8 @@ def test_every_builtin_recipe_runs_one_micro_round(tmp_path, weak_overrides, mic
         overrides = [*micro_overrides, "build={kind: reference}", "policy.prompt_format=raw"]
     if name == "ttrl_smollm2":  # its parts (LoRA, vote, GRPO) on the weak tiny model and its arithmetic
         overrides = ["task={name: arithmetic}", *weak_overrides, "policy.prompt_format=raw"]
+    if name in ("lmsi", "co_reward"):  # the weak model's votes never reach these recipes' confidence bar
+        overrides = [*overrides, "feedback.min_agreement=0"]
     out = api.run(name, overrides, out=tmp_path / name, log=lambda m: None)
     m = api.metrics(out)
     assert [x["round"] for x in m] == [0, 1]

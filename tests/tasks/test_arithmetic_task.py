@@ -181,3 +181,20 @@ def test_config_errors_name_the_field(cfg, pattern):
     with pytest.raises(UserError, match=pattern) as err:
         make_task(raw)
     assert "\n" not in str(err.value)
+
+
+def test_paraphrases_are_distinct_equivalent_questions_drawn_from_the_prompt():
+    from sharpen.tasks import make_task
+
+    task = make_task({"name": "arithmetic", "ops": ["add", "sub", "mul"]})
+    for p in task.prompts("train", 60):
+        qs = task.paraphrases(p, 8)
+        if p.meta["op"] == "mul":
+            assert qs == []
+            continue
+        assert qs and len(qs) <= 8 and len({q.id for q in qs}) == len(qs) and p.id not in {q.id for q in qs}
+        assert all(q.answer == p.answer and q.meta["op"] == p.meta["op"] for q in qs)  # same answer, same op
+        assert all(0 <= q.meta[x] <= 9999 for q in qs for x in ("a", "b"))
+        assert [q.id for q in task.paraphrases(p, 8)] == [q.id for q in qs]  # deterministic
+        if p.meta["op"] == "add" and p.meta["a"] != p.meta["b"]:
+            assert qs[0].meta["a"] == p.meta["b"]  # the swap comes first (Co-Reward's rephrasing)
