@@ -169,17 +169,19 @@ def test_scaling_writes_csv_and_png(capsys, monkeypatch, weak_checkpoint, tmp_pa
     """On the weak model (some samples right) so the ceiling and nesting checks have numbers to bite on."""
     out_dir = tmp_path / "scale"
     code, out, err = run_cli(capsys, monkeypatch, "scaling", weak_checkpoint, "--task", "arithmetic", "task.difficulty=[1, 2]",
-                             "task.width=2", "--max-n", "4", "--prompts", "10", "--max-new-tokens", "12", "--out", out_dir)
+                             "task.width=2", "--max-n", "8", "--prompts", "40", "--max-new-tokens", "12", "--out", out_dir)
     assert code == 0, err
     rows = list(csv.DictReader(open(out_dir / "scaling.csv")))
-    assert [(r["method"], int(r["n"])) for r in rows] == [(m, k) for m in select.DEFAULT_SCALING for k in (1, 2, 4)]
-    assert all(r["split"] == "holdout" and r["prompts"] == "10" and 0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
+    assert [(r["method"], int(r["n"])) for r in rows] == [(m, k) for m in select.DEFAULT_SCALING for k in (1, 2, 4, 8)]
+    assert all(r["split"] == "holdout" and r["prompts"] == "40" and 0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
     acc = {(r["method"], int(r["n"])): float(r["accuracy"]) for r in rows}
     for m in ("vote", "certainty", "borda", "likelihood"):
-        assert acc[(m, 1)] == acc[("verifier", 1)] and all(acc[(m, k)] <= acc[("verifier", k)] for k in (1, 2, 4))
-    assert acc[("verifier", 1)] <= acc[("verifier", 2)] <= acc[("verifier", 4)] and acc[("verifier", 4)] > 0
+        assert acc[(m, 1)] == acc[("verifier", 1)] and all(acc[(m, k)] <= acc[("verifier", k)] for k in (1, 2, 4, 8))
+    # 40 prompts and N up to 8: the weak model's pass@8 is above 0 on any CPU (10 prompts x 4 gave
+    # 0.0 on one machine: its float rounding trains a slightly different weak model)
+    assert acc[("verifier", 1)] <= acc[("verifier", 2)] <= acc[("verifier", 4)] <= acc[("verifier", 8)] and acc[("verifier", 8)] > 0
     assert (out_dir / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "N=4" in out and "pass@N (verifier)" in out
+    assert "N=8" in out and "pass@N (verifier)" in out
 
 
 def test_scaling_default_out_dir_is_named_after_the_checkpoint(monkeypatch, small_checkpoint, tmp_path):
