@@ -321,7 +321,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             if (v := verdict(metrics)) and v["action"] == "stop":
                 log(f"stopping after round {r}: {v['monitor']}: {v['reason']}")
                 break
-            if v and v["action"] == "rollback":  # the next round starts from round k's checkpoint, loaded as resume would
+            if v and v["action"] == "rollback" and r < recipe.rounds:  # the next round starts from round k's checkpoint, as on resume
                 k = int(v["to_round"])
                 policy = load_policy(recipe, base_path if k <= 0 else rundir.checkpoint(k))
                 engine_checked = None
