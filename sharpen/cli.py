@@ -245,7 +245,7 @@ def recipes(keys: bool = typer.Option(False, "--keys", help="also list every par
     import yaml
 
     from sharpen.config import builtin_recipes
-    from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS
+    from sharpen.registry import BUILDERS, FEEDBACK, MONITORS, OBJECTIVES, TASKS
 
     t = Table(title="built-in recipes (sharpen run NAME)")
     for col in ("name", "description", "paper"):
@@ -255,7 +255,7 @@ def recipes(keys: bool = typer.Option(False, "--keys", help="also list every par
         t.add_row(name, data.get("description", ""), data.get("paper", ""))
     console.print(t)
     if keys:
-        for reg in (TASKS, FEEDBACK, BUILDERS, OBJECTIVES):
+        for reg in (TASKS, FEEDBACK, BUILDERS, OBJECTIVES, MONITORS):
             for name in reg.names():
                 e = reg.get(name)
                 fields = ", ".join(f"{f}=<required>" if v.is_required() else f"{f}={v.get_default(call_default_factory=True)!r}"
