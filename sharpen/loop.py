@@ -174,6 +174,9 @@ def _check_same_recipe(rundir: RunDir, recipe: Recipe) -> None:
     for key in ("rounds", "run"):
         old.pop(key, None)
         new.pop(key, None)
+    for key in ("monitors", "adapt", "tracking"):  # a run started before these keys existed
+        if key not in old:
+            new.pop(key, None)
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UserError(f"{rundir.config_path}: run was started with a different recipe (differs in {', '.join(diff)}); use a new run.out")
