@@ -4,7 +4,9 @@ Measured on the round's own samples of its training prompts, before training on 
 pass@k, distinct correct completions and distinct answers per prompt, distinct-n of the
 completions' tokens, and the entropy of each prompt's answer distribution. In STaR these
 fall over rounds as the policy collapses onto one answer per prompt; B-STaR's adaptive
-temperature is meant to hold them up.
+temperature is meant to hold them up. `exploration_probe` measures the same on fixed
+prompts at a fixed temperature after training, so runs sampling at different
+temperatures compare like with like.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from pydantic import Field
 from sharpen.monitor.base import MonitorConfig, MonitorResult, RoundView
 from sharpen.monitor.metrics import pass_at_k
 from sharpen.registry import MONITORS
-from sharpen.types import Scored
+from sharpen.seeds import derive_seed
+from sharpen.types import Sample, SamplingParams, Scored
 
 
 def group_by_prompt(scored: list[Scored]) -> dict[str, list[Scored]]:
@@ -85,3 +88,33 @@ def exploration(view: RoundView, cfg: ExplorationConfig) -> MonitorResult | None
     if view.phase != "build" or not view.scored:
         return None
     return MonitorResult(exploration_stats(view.scored, cfg.k, cfg.probe, tuple(cfg.distinct_n)))
+
+
+class ExplorationProbeConfig(MonitorConfig):
+    """Exploration of the trained policy at a fixed temperature on fixed training prompts, so
+    runs that sample at different temperatures (B-STaR) compare like with like (opt-in: it samples)."""
+
+    kind: Literal["exploration_probe"] = "exploration_probe"
+    temperature: float = Field(0.8, ge=0.0, description="sampling temperature of the probe (the same every round)")
+    probe: int = Field(128, gt=0, description="training prompts sampled (round 0's draw, the same every round)")
+    k: int = Field(8, gt=0, description="samples per prompt")
+    max_new_tokens: int = Field(32, gt=0)
+
+
+def probe_samples(view: RoundView, cfg: ExplorationProbeConfig) -> list[Scored]:
+    """k samples of each probe prompt from the synced engine, scored by the task (seeded per prompt)."""
+    assert view.engine is not None, "exploration_probe needs the loop's engine"
+    prompts = view.task.prompts("train", cfg.probe, round=0)
+    params = SamplingParams(n=cfg.k, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    groups = view.engine.generate([p.text for p in prompts], params, [derive_seed(view.seed, "explore", p.id) for p in prompts])
+    samples = [Sample(p, c, i) for p, g in zip(prompts, groups) for i, c in enumerate(g)]
+    scores = view.task.score_batch([s.prompt for s in samples], [s.text for s in samples])
+    return [Scored(s, r, r >= 1.0, view.task.extract(s.text)) for s, r in zip(samples, scores)]
+
+
+@MONITORS.register("exploration_probe", ExplorationProbeConfig)
+def exploration_probe(view: RoundView, cfg: ExplorationProbeConfig) -> MonitorResult | None:
+    """Exploration of the trained policy at a fixed temperature on fixed training prompts."""
+    if view.phase != "eval":
+        return None
+    return MonitorResult({**exploration_stats(probe_samples(view, cfg), cfg.k), "temperature": cfg.temperature})

@@ -105,6 +105,10 @@ def monitor_line(m: dict[str, Any]) -> str:
     if ex:
         parts.append(f"pass@{ex.get('k', '-')} {_pct(ex.get('pass_at_k'))} distinct-correct {_num(ex.get('distinct_correct_per_prompt'), '.1f')} "
                      f"H(answer) {_num(ex.get('answer_entropy'))} distinct-2 {_num(ex.get('distinct_2'))}")
+    pr = mon.get("exploration_probe")
+    if pr:
+        parts.append(f"probe T {pr.get('temperature')}: pass@{pr.get('k', '-')} {_pct(pr.get('pass_at_k'))} "
+                     f"distinct answers {_num(pr.get('distinct_answers_per_prompt'), '.1f')} H(answer) {_num(pr.get('answer_entropy'))}")
     sel, bal = mon.get("exploitation"), mon.get("balance")
     if sel or bal:
         parts.append(f"precision {_pct((sel or {}).get('precision'))} recall {_pct((sel or {}).get('recall'))} "

@@ -21,6 +21,9 @@ EXPLORATION: tuple[tuple[str, Getter, bool], ...] = (
     ("answer entropy (nats)", lambda m: m["monitors"]["exploration"]["answer_entropy"], False),
     ("distinct-2 of completions", lambda m: m["monitors"]["exploration"]["distinct_2"], False),
     ("sampling temperature (adapt)", lambda m: m["adapt"]["temperature"], False),
+    ("probe pass@k (fixed T)", lambda m: m["monitors"]["exploration_probe"]["pass_at_k"], True),
+    ("probe distinct answers (fixed T)", lambda m: m["monitors"]["exploration_probe"]["distinct_answers_per_prompt"], False),
+    ("probe answer entropy (fixed T)", lambda m: m["monitors"]["exploration_probe"]["answer_entropy"], False),
     ("mean response tokens", lambda m: m["monitors"]["training"]["response_tokens"], False),
 )
 EXPLOITATION: tuple[tuple[str, Getter, bool], ...] = (

@@ -131,3 +131,13 @@ def test_killed_b_star_run_resumes_to_the_same_choices(tmp_path, weak_checkpoint
     assert [m["adapt"]["temperature"] for m in ms[1:]] == [m["adapt"]["temperature"] for m in ref[1:]]
     assert _strip(ms) == _strip(ref)
     assert _sha(killed, 2) == _sha(straight, 2)
+
+
+def test_exploration_probe_measures_fixed_prompts_at_a_fixed_temperature(tmp_path, weak_overrides):
+    probe = "monitors=[{kind: exploration_probe, temperature: 1.0, probe: 6, k: 4, max_new_tokens: 12}]"
+    out = api.run("star", [*weak_overrides, probe], out=tmp_path / "run", log=_quiet)
+    ms = api.metrics(out)
+    for m in ms:  # round 0 too: the starting policy's exploration is the baseline
+        p = m["monitors"]["exploration_probe"]
+        assert p["prompts"] == 6 and p["k"] == 4 and p["temperature"] == 1.0 and 0 <= p["pass_at_k"] <= 1
+    assert ms[0]["monitors"]["exploration_probe"] != ms[1]["monitors"]["exploration_probe"]  # the trained policy differs
