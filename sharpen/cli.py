@@ -245,7 +245,7 @@ def recipes(keys: bool = typer.Option(False, "--keys", help="also list every par
     import yaml
 
     from sharpen.config import builtin_recipes
-    from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS
+    from sharpen.registry import BUILDERS, FEEDBACK, MONITORS, OBJECTIVES, TASKS
 
     t = Table(title="built-in recipes (sharpen run NAME)")
     for col in ("name", "description", "paper"):
@@ -255,7 +255,7 @@ def recipes(keys: bool = typer.Option(False, "--keys", help="also list every par
         t.add_row(name, data.get("description", ""), data.get("paper", ""))
     console.print(t)
     if keys:
-        for reg in (TASKS, FEEDBACK, BUILDERS, OBJECTIVES):
+        for reg in (TASKS, FEEDBACK, BUILDERS, OBJECTIVES, MONITORS):
             for name in reg.names():
                 e = reg.get(name)
                 fields = ", ".join(f"{f}=<required>" if v.is_required() else f"{f}={v.get_default(call_default_factory=True)!r}"
@@ -286,13 +286,15 @@ def compare(recipes: list[str] = typer.Argument(..., help="recipe names or YAML 
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
-    """Print a run's per-round metrics table and (re)write its report.html."""
+def report(run_dirs: list[Path] = typer.Argument(..., help="one or more run directories (several are overlaid)"),
+           out: Optional[Path] = typer.Option(None, help="output file (default: RUN_DIR/report.html for one run, ./report.html for several)")) -> None:
+    """Print each run's per-round metrics table and write one self-contained report.html."""
     from sharpen import api
     from sharpen.report.html import write_report
 
-    console.print(metrics_table(api.metrics(run_dir), str(run_dir)))
-    _log(f"wrote {write_report(run_dir)}")
+    for run_dir in run_dirs:
+        console.print(metrics_table(api.metrics(run_dir), str(run_dir)))
+    _log(f"wrote {write_report(list(run_dirs), out)}")
 
 
 def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sharpen.build.base import BuildConfig
 from sharpen.errors import UserError
+from sharpen.monitor.adaptive import AdaptConfig
 from sharpen.objectives.trainer import TrainConfig
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS, Registry
 
@@ -113,6 +114,10 @@ class Recipe(_Strict):
     objective: Any
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    monitors: list[Any] = Field(default_factory=list, description="monitors and guards, merged by kind into the default set "
+                                "(sharpen.monitor.watch.DEFAULT_MONITORS), e.g. [{kind: forgetting, anchor: {...}}]")
+    adapt: AdaptConfig | None = Field(None, description="adaptive knobs chosen before each round (B-STaR: temperature and threshold)")
+    tracking: Literal["none", "tensorboard"] = Field("none", description="tensorboard: event files of every metric in <run>/tb/")
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved recipe (every default filled in) for config.yaml."""
@@ -120,6 +125,7 @@ class Recipe(_Strict):
         for part in ("task", "feedback", "build", "objective"):
             val = getattr(self, part)
             out[part] = val.model_dump(mode="json") if isinstance(val, BaseModel) else val
+        out["monitors"] = [m.model_dump(mode="json") if isinstance(m, BaseModel) else m for m in self.monitors]
         return out
 
 
@@ -241,6 +247,10 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
                         "subclass sharpen.objectives.trainer.TrainConfig")
     if recipe.sample.split != "train":
         check_label_free(recipe, source)
+    from sharpen.monitor.watch import validate_monitors  # here: it loads the monitor registry
+
+    recipe.monitors = validate_monitors(recipe.monitors, source)
+    _check_adapt(recipe, source)
     temp = recipe.objective.temperature
     if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
         # the sampler's log-probs (pi_old) are at sample.temperature: a different training
@@ -266,6 +276,16 @@ def check_label_free(recipe: Recipe, source: str) -> None:
         detail = (f"{recipe.sample.split!r} trains on held-out questions, but {', '.join(used)} reads their answers; "
                   f"use label-free feedback ({', '.join(sorted(LABEL_FREE_FEEDBACK))}) or sample.split=train")
         raise UserError(f"{source}: sample.split: {detail}", field="sample.split", detail=detail)
+def _check_adapt(recipe: Recipe, source: str) -> None:
+    """B-STaR's knobs must be knobs the recipe has: a build threshold, a free sampling temperature."""
+    if recipe.adapt is None:
+        return
+    if "threshold" not in type(recipe.build).model_fields:
+        detail = f"build.kind {recipe.build.kind!r} has no threshold to adapt; use build.kind: sft"
+        raise UserError(f"{source}: adapt: {detail}", field="adapt", detail=detail, related=("build.kind",))
+    if recipe.objective.temperature is not None:
+        detail = "the objective's temperature must follow sample.temperature, which adapt changes; unset objective.temperature"
+        raise UserError(f"{source}: adapt: {detail}", field="adapt", detail=detail, related=("objective.temperature",))
 
 
 def load_recipe(ref: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:

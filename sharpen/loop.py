@@ -24,8 +24,12 @@ from sharpen.engines import check_sync, default_tolerance, logprob_gap, make_eng
 from sharpen.errors import UserError
 from sharpen.anchor import anchor_samples
 from sharpen.feedback.score import run_feedback, score_round
+from sharpen.monitor.adaptive import choose_knobs
+from sharpen.monitor.base import RoundView
 from sharpen.monitor.metrics import evaluate_split
+from sharpen.monitor.tracking import make_tracker, steps_before
 from sharpen.monitor.train_stats import sample_stats
+from sharpen.monitor.watch import merge, monitor_line, run_monitors, start_round, verdict
 from sharpen.policy import Policy
 from sharpen.progress import RichProgress
 from sharpen.registry import BUILDERS, OBJECTIVES
@@ -176,6 +180,9 @@ def _check_same_recipe(rundir: RunDir, recipe: Recipe) -> None:
     for key in ("rounds", "run"):
         old.pop(key, None)
         new.pop(key, None)
+    for key in ("monitors", "adapt", "tracking"):  # a run started before these keys existed
+        if key not in old:
+            new.pop(key, None)
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UserError(f"{rundir.config_path}: run was started with a different recipe (differs in {', '.join(diff)}); use a new run.out")
@@ -207,9 +214,15 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
     if start > recipe.rounds:
         log(f"{rundir.path}: all {recipe.rounds} rounds are complete")
         return
-    policy = load_policy(recipe, base_path if start <= 1 else rundir.checkpoint(start - 1))
+    done = rundir.metrics()[-1] if start > 0 else None
+    if (v := verdict(done)) and v["action"] == "stop":  # a guard stopped this run: resuming does not undo it
+        log(f"{rundir.path}: stopped at round {start - 1} by {v['monitor']}: {v['reason']}")
+        return
+    source = start_round(done, start)  # r - 1, or the round a guard rolled back to
+    policy = load_policy(recipe, base_path if source <= 0 else rundir.checkpoint(source))
     threads = set_threads(recipe, policy)
     engine = make_engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
+    tracker = make_tracker(recipe.tracking, rundir.path)
     base: dict[str, Any] = {}
     engine_checked: int | None = None  # the policy version the engine was last synced to and checked on
     try:
@@ -221,8 +234,12 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             splits = evaluate(engine, task, recipe, progress)
             metrics = {"round": 0, "splits": splits, "train": {}, "seconds": {"eval": round(time.time() - t0, 2)},
                        "sync": sync, "policy": str(base_path)}
+            view = RoundView(0, "eval", task, recipe.run.seed, metrics=metrics, feedback_kind=recipe.feedback.kind,
+                             engine=engine, progress=progress)
+            metrics["monitors"], _ = run_monitors(recipe.monitors, view)  # guards' round-0 reference (the anchor)
             atomic_dir(rundir.round_dir(0), lambda d: _write_json(d / "metrics.json", metrics))
             write_report(rundir.path)
+            tracker.round(metrics)
             log(_summary(metrics))
             start = 1
 
@@ -255,12 +272,17 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             if engine_checked != policy.version:  # a resumed run's first round: sync and check the loaded weights
                 sync_engine(engine, policy, task, recipe, r)
                 engine_checked = policy.version
+            history = rundir.metrics()
+            ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
+                          progress=progress, threads=threads, engine=engine, sampling=sampling_params(recipe),
+                          on_step=tracker.step_logger(steps_before(history)))
+            adapt = adapt_knobs(engine, task, recipe, ctx, r) if recipe.adapt else None
+            rec = with_knobs(recipe, adapt)  # B-STaR: this round's temperature and threshold
+            ctx.sampling = sampling_params(rec)
             uses_samples = recipe.build.uses_samples
-            samples = sample_round(engine, task, recipe, r, progress) if uses_samples else prompts_only(task, recipe, r)
+            samples = sample_round(engine, task, rec, r, progress) if uses_samples else prompts_only(task, recipe, r)
             t_sample = time.time() - t0
 
-            ctx = Context(task=task, policy=policy, round=r, seed=recipe.run.seed, reference=reference,
-                          progress=progress, threads=threads, engine=engine, sampling=sampling_params(recipe))
             if uses_samples:
                 scored, feedback_stats, audit = score_round(samples, recipe.feedback, ctx)
             else:
@@ -268,7 +290,10 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             if getattr(recipe.build, "uses_anchor", False):  # Temporal Self-Rewarding: the initial model's samples
                 anchor = anchor_samples(engine, task, recipe, ctx.sampling, rundir.path, r, samples, progress)
                 ctx.anchor = group_scored(run_feedback(anchor, recipe.feedback, ctx).scored)
-            built = builder.fn(scored, recipe.build, ctx)
+            built = builder.fn(scored, rec.build, ctx)
+            view = RoundView(r, "build", task, recipe.run.seed, scored if uses_samples else [], built, {}, history,
+                             recipe.feedback.kind, engine, progress)
+            monitors, _ = run_monitors(recipe.monitors, view)
             t1 = time.time()
             if recipe.objective.init == "base":  # ReST-EM / original STaR: every round restarts from the base
                 policy = load_policy(recipe, base_path, r)
@@ -285,6 +310,12 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             train = {**sample_stats(scored), "kept": len(built.data), **built.stats, **stats}
             metrics = {"round": r, "splits": splits, "train": train, "feedback": feedback_stats, "audit": audit, "sync": sync,
                        "seconds": {"sample": round(t_sample, 2), "train": round(t_train, 2), "eval": round(t_eval, 2)}}
+            if adapt:
+                metrics["adapt"] = adapt
+            view.phase, view.metrics = "eval", metrics
+            more, decisions = run_monitors(recipe.monitors, view)
+            metrics["monitors"] = merge(monitors, more)
+            metrics["decisions"] = [d.as_dict() for d in decisions]
 
             def write_round(d: Path, policy: Policy = policy, metrics: dict = metrics) -> None:
                 write_samples(d, scored, recipe.run.samples)
@@ -293,9 +324,36 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
 
             atomic_dir(rundir.round_dir(r), write_round)  # the whole round appears at once, or not at all
             write_report(rundir.path)
+            tracker.round(metrics)
             log(_summary(metrics))
+            log(monitor_line(metrics))
+            if (v := verdict(metrics)) and v["action"] == "stop":
+                log(f"stopping after round {r}: {v['monitor']}: {v['reason']}")
+                break
+            if v and v["action"] == "rollback" and r < recipe.rounds:  # the next round starts from round k's checkpoint, as on resume
+                k = int(v["to_round"])
+                policy = load_policy(recipe, base_path if k <= 0 else rundir.checkpoint(k))
+                engine_checked = None
+                log(f"rolling back: round {r + 1} starts from round {k}")
     finally:
         engine.close()
+        tracker.close()
+
+
+def adapt_knobs(engine: Engine, task: Any, recipe: Recipe, ctx: Context, r: int) -> dict[str, Any]:
+    """B-STaR: the round's temperature and threshold, by balance score on a probe of its prompts."""
+    assert recipe.adapt is not None
+    probe = task.prompts("train", min(recipe.adapt.probe, recipe.sample.prompts_per_round), round=r)
+    return choose_knobs(recipe.adapt, probe, sampling_params(recipe), recipe.run.seed, r, engine.generate,
+                        lambda samples: run_feedback(samples, recipe.feedback, ctx).scored)
+
+
+def with_knobs(recipe: Recipe, adapt: dict[str, Any] | None) -> Recipe:
+    """The recipe with this round's adapted sampling temperature and build threshold."""
+    if not adapt:
+        return recipe
+    return recipe.model_copy(update={"sample": recipe.sample.model_copy(update={"temperature": adapt["temperature"]}),
+                                     "build": recipe.build.model_copy(update={"threshold": adapt["threshold"]})})
 
 
 def group_scored(scored: list[Scored]) -> dict[str, list[Scored]]:

@@ -54,6 +54,7 @@ TASKS = Registry("task")
 FEEDBACK = Registry("feedback")
 BUILDERS = Registry("build")
 OBJECTIVES = Registry("objective")
+MONITORS = Registry("monitor")
 
 _loaded = False
 
@@ -66,5 +67,5 @@ def _load_builtins() -> None:
     _loaded = True
     import importlib
 
-    for pkg in ("sharpen.tasks", "sharpen.feedback", "sharpen.build", "sharpen.objectives"):
+    for pkg in ("sharpen.tasks", "sharpen.feedback", "sharpen.build", "sharpen.objectives", "sharpen.monitor.parts"):
         importlib.import_module(pkg)

@@ -286,3 +286,6 @@ class Context:
     # the initial model's scored samples of this round's prompts, by prompt id, for builders
     # that anchor to them (Temporal Self-Rewarding); None unless the builder asks for them
     anchor: dict[str, list[Scored]] | None = None
+    # called by the trainer after every optimizer step with {loss, lr, grad_norm, ...}
+    # (experiment tracking); None when the run tracks nothing
+    on_step: Callable[[dict[str, float]], None] | None = None

@@ -81,6 +81,7 @@ def fit(
     micro_batch_size: int | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     progress: Callable[[int], None] | None = None,
+    on_step: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
     """Train the policy in place on `items`; returns the per-step mean of every stat.
 
@@ -91,6 +92,7 @@ def fit(
     the batch's total count, so loss and gradients equal the full batch's (the test checks
     this). `generator` None keeps the items' order (the seeding schedule). `optimizer`
     carries state across calls (seeding); by default each call builds a fresh AdamW.
+    `on_step` gets each step's loss, lr and stats (experiment tracking).
     The policy is in train mode only inside this call.
     """
     if not items:
@@ -112,6 +114,7 @@ def fit(
                 loss, stats = _accumulate(loss_fn, batch, micro, params, steps)
                 if grad_clip:
                     stats = {**stats, "grad_norm": float(torch.nn.utils.clip_grad_norm_(params, grad_clip))}
+                lr_now = opt.param_groups[0]["lr"]
                 opt.step()
                 policy.stepped()
                 if sched is not None:
@@ -119,6 +122,8 @@ def fit(
                 for k, v in {"loss": loss, **stats}.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 steps += 1
+                if on_step:
+                    on_step({"loss": float(loss), "lr": float(lr_now), **{k: float(v) for k, v in stats.items()}})
                 if progress:
                     progress(1)
                 if max_steps and steps >= max_steps:
@@ -177,7 +182,7 @@ def train(policy: Any, items: Sequence[Any], loss_fn: LossFn, cfg: TrainConfig, 
         return fit(policy, items, loss_fn, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
                    generator=data_generator(ctx, name), weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
                    max_steps=cfg.max_steps, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
-                   micro_batch_size=cfg.micro_batch_size, progress=advance)
+                   micro_batch_size=cfg.micro_batch_size, progress=advance, on_step=getattr(ctx, "on_step", None))
 
 
 def require(data: Sequence[Any], kind: type, objective: str, builders: str) -> None:
