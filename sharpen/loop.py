@@ -20,8 +20,9 @@ import torch
 import yaml
 
 from sharpen.config import Recipe, apply_overrides, validate_recipe
-from sharpen.engines import check_sync, default_tolerance, logprob_gap, make_engine
+from sharpen.engines import check_sync, default_tolerance, logprob_gap
 from sharpen.errors import UserError
+from sharpen.executors import make_executor
 from sharpen.anchor import anchor_samples
 from sharpen.feedback.score import run_feedback, score_round
 from sharpen.monitor.metrics import evaluate_split
@@ -167,7 +168,7 @@ def _check_same_recipe(rundir: RunDir, recipe: Recipe) -> None:
     """Continuing a run with another recipe would mix two experiments in one record."""
     old = yaml.safe_load(rundir.config_path.read_text())
     new = recipe.resolved()
-    for key in ("rounds", "run"):
+    for key in ("rounds", "run", "executor", "ray"):  # where a run computes does not change its numbers
         old.pop(key, None)
         new.pop(key, None)
     if old != new:
@@ -203,7 +204,9 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
         return
     policy = load_policy(recipe, base_path if start <= 1 else rundir.checkpoint(start - 1))
     threads = set_threads(recipe, policy)
-    engine = make_engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
+    executor = make_executor(recipe, log)  # this process, or shards on Ray actors (sharpen.executors)
+    task = executor.task(task)
+    engine = executor.engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
     base: dict[str, Any] = {}
     engine_checked: int | None = None  # the policy version the engine was last synced to and checked on
     try:
@@ -290,6 +293,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
             log(_summary(metrics))
     finally:
         engine.close()
+        executor.close()
 
 
 def group_scored(scored: list[Scored]) -> dict[str, list[Scored]]:
@@ -324,7 +328,7 @@ def load_run_recipe(path: str | Path, overrides: list[str] | None = None) -> Rec
     allowed = list(overrides or [])
     for o in allowed:
         key = o.split("=", 1)[0]
-        if key != "rounds" and not key.startswith("run.threads"):
-            raise UserError(f"override {o!r}: a resumed run keeps its recipe; only rounds=N and run.threads=N may change")
+        if key not in ("rounds", "executor") and not key.startswith(("run.threads", "ray")):
+            raise UserError(f"override {o!r}: a resumed run keeps its recipe; only rounds=N, run.threads=N, executor and ray.* may change")
     apply_overrides(data, allowed)
     return validate_recipe(data, str(rundir.config_path))
