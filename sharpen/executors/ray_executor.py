@@ -167,13 +167,25 @@ class RayExecutor:
         self.pool: ActorPool | None = None
         self.actors: list[Any] = []
 
-    def _start_actors(self, policy: PolicyModel, batch_size: int) -> ActorPool:
+    def start(self, policy: PolicyModel | None = None, batch_size: int = 64) -> ActorPool:
+        """The actors, started once: with `policy`, each can load an engine replica of it;
+        without one they only score."""
+        if self.pool is None:
+            try:
+                self.pool = self._start_actors(policy, batch_size)
+            except BaseException:
+                self.close()
+                raise
+        return self.pool
+
+    def _start_actors(self, policy: PolicyModel | None, batch_size: int) -> ActorPool:
         import ray
 
         cfg, rec = self.recipe.ray, self.recipe
         check_fits(cfg.num_workers, cfg.resources_per_worker)
-        spec = {"path": str(policy.source_dir), "device": rec.policy.device, "dtype": rec.policy.dtype,
-                "prompt_format": getattr(policy, "prompt_format", None), "system_prompt": rec.policy.system_prompt}
+        spec = None if policy is None else {
+            "path": str(policy.source_dir), "device": rec.policy.device, "dtype": rec.policy.dtype,
+            "prompt_format": getattr(policy, "prompt_format", None), "system_prompt": rec.policy.system_prompt}
         remote = ray.remote(Replica).options(**actor_options(cfg.resources_per_worker))
         self.actors = [remote.remote(spec, rec.task, torch.get_num_threads(), batch_size) for _ in range(cfg.num_workers)]
         pids = ray.get([a.pid.remote() for a in self.actors])
@@ -183,13 +195,7 @@ class RayExecutor:
     def engine(self, cfg: Any, policy: PolicyModel, batch_size: int) -> RayEngine:
         if cfg.kind != "hf":
             raise UserError(f"executor: ray shards engine.kind=hf only (got {cfg.kind}); set engine.kind=hf or executor=local")
-        if self.pool is None:
-            try:
-                self.pool = self._start_actors(policy, batch_size)
-            except BaseException:
-                self.close()
-                raise
-        return RayEngine(self.pool, policy, batch_size)
+        return RayEngine(self.start(policy, batch_size), policy, batch_size)
 
     def task(self, task: Task) -> Task:
         """Tasks that run code score on the workers; string-matching ones are cheaper here."""

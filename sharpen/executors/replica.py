@@ -30,6 +30,12 @@ class Replica:
     def pid(self) -> int:
         return os.getpid()
 
+    def sandbox_missing(self) -> list[str]:
+        """The sandbox protections this worker's kernel refuses (empty: the full sandbox runs here)."""
+        from sharpen.sandbox import missing_features
+
+        return list(missing_features())
+
     def _load(self, weights: list[Any], version: int) -> None:
         """The driver's merged weights of `version` (an object-store ref, fetched only when stale)."""
         if self.version == version:
@@ -40,6 +46,8 @@ class Replica:
         from sharpen.policy import Policy
 
         if self.policy is None:
+            if self.policy_spec is None:
+                raise RuntimeError("this replica was started to score only (no policy)")
             self.policy = Policy.load(**self.policy_spec)
             self.engine = HFEngine(self.policy, batch_size=self.batch_size)
         state = ray.get(weights[0])
