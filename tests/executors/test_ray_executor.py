@@ -40,6 +40,10 @@ def test_ray_run_equals_local_run(tmp_path, weak_overrides, ray_cluster):
     remote = api.run("star", [*overrides, "executor=ray"], out=tmp_path / "ray", log=logs.append)
     assert any("ray: 2 workers" in line for line in logs)
     _same_run(local, remote, rounds=2)
+    # a driver killed after round 1 resumes on Ray (its replicas load the round-1 checkpoint) to the same round 2
+    first = api.run("star", [*weak_overrides, *SHARDED, "executor=ray"], out=tmp_path / "resumed", log=lambda m: None)
+    resumed = api.resume(first, ["rounds=2", "ray.num_workers=1"], log=lambda m: None)
+    _same_run(local, resumed, rounds=2)
 
 
 class KillOnFirstSample:
