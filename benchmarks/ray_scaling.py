@@ -14,7 +14,8 @@ per-round Ray cost (weight broadcast), e the measured 2-worker parallel efficien
 T_train the driver's training (Amdahl's serial part). Prints both tables.
 
     python benchmarks/ray_scaling.py                              # tiny seed model, arithmetic
-    python benchmarks/ray_scaling.py --model smollm2 --prompts 32 # SmolLM2-135M-Instruct (make .venv/.smollm2)
+    python benchmarks/ray_scaling.py --model smollm2 --prompts 32 --n 2 --max-new-tokens 48 \
+        --set eval.n=32 --set sample.batch_size=8              # SmolLM2-135M-Instruct (make .venv/.smollm2)
 """
 from __future__ import annotations
 
@@ -79,11 +80,13 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--max-n", type=int, default=64, help="largest N in the model table")
+    ap.add_argument("--set", action="append", default=[], help="more recipe overrides, e.g. eval.n=32 sample.batch_size=8 "
+                    "(a sampling shard is one engine batch: prompts / batch_size shards)")
     args = ap.parse_args()
 
     name, extra = MODELS[args.model]
     overrides = [*extra, "rounds=1", f"sample.prompts_per_round={args.prompts}", f"sample.n={args.n}",
-                 f"sample.max_new_tokens={args.max_new_tokens}"]
+                 f"sample.max_new_tokens={args.max_new_tokens}", *args.set]
     rec = load_recipe(name, overrides)
     from sharpen.loop import load_policy, resolve_policy_path, set_threads
 
