@@ -131,8 +131,6 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
             workers: int = 2, log: Log = print) -> Path:
     """Run each recipe from the same seed model with the same total sampling budget
     (rounds x prompts_per_round x n == budget), then write compare.csv and compare.png."""
-    from sharpen.report.compare import audit_rows, plot, rows, write_csv
-
     root = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     jobs: dict[str, tuple[Recipe, Path]] = {}
     for name in recipes:
@@ -142,21 +140,27 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
             raise UserError(f"--budget {budget}: too small for {name} ({rec.rounds} rounds x n={rec.sample.n} samples per prompt)")
         rec = load_recipe(name, [*(overrides or []), f"sample.prompts_per_round={per_round}"])
         jobs[rec.name] = (rec, root / rec.name)
-    runs = run_parallel(jobs, workers=workers, log=log)
+    write_tables(run_parallel(jobs, workers=workers, log=log), root, "compare")
+    return root
+
+
+def write_tables(runs: dict[str, Path], root: Path, stem: str) -> None:
+    """<stem>.csv (one row per run, round and split), audit.csv (when rounds audited a
+    signal) and <stem>.png: what `compare` and `sweep` leave next to their runs."""
+    from sharpen.report.compare import audit_rows, plot, rows, write_csv
+
     table = rows(runs)
-    write_csv(table, root / "compare.csv")
+    write_csv(table, root / f"{stem}.csv")
     audit = audit_rows(runs)
     if audit:
         write_csv(audit, root / "audit.csv")
-    plot(table, root / "compare.png")
-    return root
+    plot(table, root / f"{stem}.png")
 
 
 def sweep(recipe: str, grid: list[str], out: str | Path | None = None, workers: int = 2, log: Log = print) -> Path:
     """Run `recipe` at every point of a grid of overrides (`key=v1,v2`; see `sharpen.sweep`),
     each in its own run directory under `out` (an existing one resumes), then write
     sweep.csv and sweep.png as `compare` writes its own (one line per point)."""
-    from sharpen.report.compare import audit_rows, plot, rows, write_csv
     from sharpen.sweep import expand_grid, run_name, swept_keys
 
     points = expand_grid(grid)
@@ -168,13 +172,7 @@ def sweep(recipe: str, grid: list[str], out: str | Path | None = None, workers: 
         name = run_name(point, axes)
         jobs[name] = (load_recipe(recipe, point), root / name)
     log(f"sweep: {len(jobs)} runs of {first.name} under {root}")
-    runs = run_parallel(jobs, workers=workers, log=log)
-    table = rows(runs)
-    write_csv(table, root / "sweep.csv")
-    audit = audit_rows(runs)
-    if audit:
-        write_csv(audit, root / "audit.csv")
-    plot(table, root / "sweep.png")
+    write_tables(run_parallel(jobs, workers=workers, log=log), root, "sweep")
     return root
 
 
