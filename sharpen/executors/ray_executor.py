@@ -134,6 +134,8 @@ class RayTask:
         self._executor = executor
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_task", "_executor"):  # copy/pickle probe before __init__ ran
+            raise AttributeError(name)
         return getattr(self._task, name)
 
     def score_batch(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
