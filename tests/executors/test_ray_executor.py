@@ -80,3 +80,19 @@ def test_a_worker_killed_mid_round_leaves_the_round_unchanged(tmp_path, weak_ove
     redone = [line for line in logs if "redone" in line]
     assert redone and all(re.search(r"died during sampling shard \d+ .*; shard \d+ redone", r) for r in redone)
     _same_run(local, remote, rounds=1)
+
+
+@pytest.mark.slow
+def test_a_code_round_scores_on_the_workers_and_equals_local(tmp_path, micro_overrides, ray_cluster):
+    # 48 prompts x 2 = 96 completions: over the driver-side cutoff, so the sandbox runs on the workers
+    # (an untrained model: it solves none and keeps nothing, but the whole round runs sharded)
+    overrides = [*micro_overrides, "sample.prompts_per_round=48", "sample.batch_size=16"]
+    local = api.run("star_code", overrides, out=tmp_path / "local", log=lambda m: None)
+    remote = api.run("star_code", [*overrides, "executor=ray"], out=tmp_path / "ray", log=lambda m: None)
+    m = api.metrics(remote)[1]
+    assert m["train"]["samples"] == 96
+    import gzip
+
+    rows = gzip.decompress((remote / "rounds/1/samples.jsonl.gz").read_bytes())
+    assert rows == gzip.decompress((local / "rounds/1/samples.jsonl.gz").read_bytes())
+    assert [_strip_seconds(x) for x in api.metrics(remote)] == [_strip_seconds(x) for x in api.metrics(local)]
