@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sharpen.config import load_recipe
-from sharpen.executors.ray_executor import RayExecutor, RayTask
-from sharpen.sandbox import missing_features
-from sharpen.tasks import make_task
+pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+
+from sharpen.config import load_recipe  # noqa: E402
+from sharpen.executors.ray_executor import RayExecutor, RayTask  # noqa: E402
+from sharpen.sandbox import missing_features  # noqa: E402
+from sharpen.tasks import make_task  # noqa: E402
 
 
 def test_workers_sandbox_has_the_drivers_protections(ray_cluster):
