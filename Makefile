@@ -45,10 +45,17 @@ $(VENV)/.smollm2: $(STAMP)
 demo-real: $(STAMP) $(VENV)/.smollm2
 	$(BIN)/sharpen demo-real
 
-test: $(STAMP) $(VLLM_STAMP)
+# executor: ray. The tests start a local 2-CPU Ray cluster (they skip, saying why, where none starts).
+RAY_STAMP := $(VENV)/.ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray]'
+	$(CHECK_TORCH)
+	touch $@
+
+test: $(STAMP) $(VLLM_STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-test-all: $(STAMP) $(VLLM_STAMP)
+test-all: $(STAMP) $(VLLM_STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m ""
 
 bench: $(STAMP)

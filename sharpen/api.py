@@ -98,13 +98,22 @@ def _run_in_worker(data: dict[str, Any], out: str, tag: str) -> str:
 
 
 def run_parallel(jobs: dict[str, tuple[Recipe, Path]], workers: int = 2, log: Log = print) -> dict[str, Path]:
-    """Run several recipes in separate processes (one torch thread each), `workers` at a time.
+    """Run several recipes in separate processes (one torch thread each), `workers` at a time,
+    or, when a job's recipe says `executor: ray`, each as a Ray task (`sharpen.executors.ray_jobs`).
 
     The seed model of every job is trained first, here, so workers never race to train it."""
     from sharpen.progress import RichProgress
 
     for rec, _ in jobs.values():
         loop.resolve_policy_path(rec, log, RichProgress())
+    ray_cfg = next((rec.ray for rec, _ in jobs.values() if rec.executor == "ray"), None)
+    if ray_cfg is not None:
+        from sharpen.executors.ray_jobs import run_on_ray
+
+        threads = max(1, int(ray_cfg.resources_per_worker.get("CPU", 1)))
+        data = {tag: (rec.resolved() | {"run": {**rec.resolved()["run"], "threads": threads}, "executor": "local"}, path)
+                for tag, (rec, path) in jobs.items()}
+        return run_on_ray(_run_in_worker, data, ray_cfg, log=log)
     out: dict[str, Path] = {}
     if workers <= 1:
         for tag, (rec, path) in jobs.items():
@@ -122,8 +131,6 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
             workers: int = 2, log: Log = print) -> Path:
     """Run each recipe from the same seed model with the same total sampling budget
     (rounds x prompts_per_round x n == budget), then write compare.csv and compare.png."""
-    from sharpen.report.compare import audit_rows, plot, rows, write_csv
-
     root = Path(out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     jobs: dict[str, tuple[Recipe, Path]] = {}
     for name in recipes:
@@ -133,13 +140,39 @@ def compare(recipes: list[str], budget: int, overrides: list[str] | None = None,
             raise UserError(f"--budget {budget}: too small for {name} ({rec.rounds} rounds x n={rec.sample.n} samples per prompt)")
         rec = load_recipe(name, [*(overrides or []), f"sample.prompts_per_round={per_round}"])
         jobs[rec.name] = (rec, root / rec.name)
-    runs = run_parallel(jobs, workers=workers, log=log)
+    write_tables(run_parallel(jobs, workers=workers, log=log), root, "compare")
+    return root
+
+
+def write_tables(runs: dict[str, Path], root: Path, stem: str) -> None:
+    """<stem>.csv (one row per run, round and split), audit.csv (when rounds audited a
+    signal) and <stem>.png: what `compare` and `sweep` leave next to their runs."""
+    from sharpen.report.compare import audit_rows, plot, rows, write_csv
+
     table = rows(runs)
-    write_csv(table, root / "compare.csv")
+    write_csv(table, root / f"{stem}.csv")
     audit = audit_rows(runs)
     if audit:
         write_csv(audit, root / "audit.csv")
-    plot(table, root / "compare.png")
+    plot(table, root / f"{stem}.png")
+
+
+def sweep(recipe: str, grid: list[str], out: str | Path | None = None, workers: int = 2, log: Log = print) -> Path:
+    """Run `recipe` at every point of a grid of overrides (`key=v1,v2`; see `sharpen.sweep`),
+    each in its own run directory under `out` (an existing one resumes), then write
+    sweep.csv and sweep.png as `compare` writes its own (one line per point)."""
+    from sharpen.sweep import expand_grid, run_name, swept_keys
+
+    points = expand_grid(grid)
+    axes = swept_keys(grid)
+    first = load_recipe(recipe, points[0])
+    root = Path(out or f"runs/sweep-{first.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    jobs: dict[str, tuple[Recipe, Path]] = {}
+    for point in points:
+        name = run_name(point, axes)
+        jobs[name] = (load_recipe(recipe, point), root / name)
+    log(f"sweep: {len(jobs)} runs of {first.name} under {root}")
+    write_tables(run_parallel(jobs, workers=workers, log=log), root, "sweep")
     return root
 
 

@@ -285,6 +285,18 @@ def compare(recipes: list[str] = typer.Argument(..., help="recipe names or YAML 
     _log(f"wrote {root / 'compare.csv'} and {root / 'compare.png'}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def sweep(recipe: str = typer.Argument(..., help="built-in recipe name or path to a recipe YAML"),
+          grid: list[str] = typer.Argument(..., help="key=v1,v2 (an axis) or key=value (every run), e.g. sample.n=4,8 objective.lr=1e-3,5e-4"),
+          out: Optional[Path] = typer.Option(None, help="sweep directory (default runs/sweep-<name>-<time>); an existing one resumes"),
+          workers: int = typer.Option(2, min=1, help="local processes at a time (executor=ray: the cluster's resources decide)")) -> None:
+    """Run a recipe over a grid of overrides, one run directory per point; CSV + PNG side by side."""
+    from sharpen import api
+
+    root = api.sweep(recipe, grid, out=out, workers=workers, log=_log)
+    _log(f"wrote {root / 'sweep.csv'} and {root / 'sweep.png'}")
+
+
 @app.command()
 def report(run_dirs: list[Path] = typer.Argument(..., help="one or more run directories (several are overlaid)"),
            out: Optional[Path] = typer.Option(None, help="output file (default: RUN_DIR/report.html for one run, ./report.html for several)")) -> None:

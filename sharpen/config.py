@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sharpen.build.base import BuildConfig
 from sharpen.errors import UserError
@@ -98,6 +98,23 @@ class RunConfig(_Strict):
         "jsonl", description="each round's samples: samples.jsonl, samples.jsonl.gz (big rounds), or not kept")
 
 
+class RayConfig(_Strict):
+    """Where `executor: ray` runs its workers (`sharpen.executors.ray_executor`)."""
+
+    address: str | None = Field(None, description="a running cluster to join (ray://host:10001 or auto); null starts a local one")
+    num_workers: int = Field(2, gt=0, description="actors, each holding an engine replica and the task's scorer")
+    resources_per_worker: dict[str, float] = Field(
+        default_factory=lambda: {"CPU": 1.0}, description="Ray resources each actor reserves, e.g. {CPU: 1, GPU: 1}")
+
+    @field_validator("resources_per_worker")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, x in v.items() if x < 0]
+        if bad:
+            raise ValueError(f"{bad[0]} must be >= 0")
+        return v
+
+
 class Recipe(_Strict):
     """One self-improvement method: the parts it uses and their knobs."""
 
@@ -118,6 +135,8 @@ class Recipe(_Strict):
                                 "(sharpen.monitor.watch.DEFAULT_MONITORS), e.g. [{kind: forgetting, anchor: {...}}]")
     adapt: AdaptConfig | None = Field(None, description="adaptive knobs chosen before each round (B-STaR: temperature and threshold)")
     tracking: Literal["none", "tensorboard"] = Field("none", description="tensorboard: event files of every metric in <run>/tb/")
+    executor: Literal["local", "ray"] = Field("local", description="local: one process; ray: sampling, code scoring and evaluation sharded over Ray actors")
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved recipe (every default filled in) for config.yaml."""
@@ -251,6 +270,9 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
 
     recipe.monitors = validate_monitors(recipe.monitors, source)
     _check_adapt(recipe, source)
+    if recipe.executor == "ray" and recipe.engine.kind != "hf":  # actors hold hf engines (sharpen.executors)
+        detail = f"ray shards engine.kind=hf only (got {recipe.engine.kind}); set engine.kind=hf or executor=local"
+        raise UserError(f"{source}: executor: {detail}", field="executor", detail=detail, related=("engine.kind",))
     temp = recipe.objective.temperature
     if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
         # the sampler's log-probs (pi_old) are at sample.temperature: a different training

@@ -20,8 +20,9 @@ import torch
 import yaml
 
 from sharpen.config import Recipe, apply_overrides, validate_recipe
-from sharpen.engines import check_sync, default_tolerance, logprob_gap, make_engine
+from sharpen.engines import check_sync, default_tolerance, logprob_gap
 from sharpen.errors import UserError
+from sharpen.executors import make_executor
 from sharpen.anchor import anchor_samples
 from sharpen.feedback.score import run_feedback, score_round
 from sharpen.monitor.adaptive import choose_knobs
@@ -177,7 +178,7 @@ def _check_same_recipe(rundir: RunDir, recipe: Recipe) -> None:
     """Continuing a run with another recipe would mix two experiments in one record."""
     old = yaml.safe_load(rundir.config_path.read_text())
     new = recipe.resolved()
-    for key in ("rounds", "run"):
+    for key in ("rounds", "run", "executor", "ray"):  # where a run computes does not change its numbers
         old.pop(key, None)
         new.pop(key, None)
     for key in ("monitors", "adapt", "tracking"):  # a run started before these keys existed
@@ -221,7 +222,9 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
     source = start_round(done, start)  # r - 1, or the round a guard rolled back to
     policy = load_policy(recipe, base_path if source <= 0 else rundir.checkpoint(source))
     threads = set_threads(recipe, policy)
-    engine = make_engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
+    executor = make_executor(recipe, log)  # this process, or shards on Ray actors (sharpen.executors)
+    task = executor.task(task)
+    engine = executor.engine(recipe.engine, policy, batch_size=recipe.sample.batch_size)
     tracker = make_tracker(recipe.tracking, rundir.path)
     base: dict[str, Any] = {}
     engine_checked: int | None = None  # the policy version the engine was last synced to and checked on
@@ -338,12 +341,13 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, log: Log, progress: Any) -> None
     finally:
         engine.close()
         tracker.close()
+        executor.close()
 
 
 def adapt_knobs(engine: Engine, task: Any, recipe: Recipe, ctx: Context, r: int) -> dict[str, Any]:
     """B-STaR: the round's temperature and threshold, by balance score on a probe of its prompts."""
     assert recipe.adapt is not None
-    probe = task.prompts("train", min(recipe.adapt.probe, recipe.sample.prompts_per_round), round=r)
+    probe = task.prompts(recipe.sample.split, min(recipe.adapt.probe, recipe.sample.prompts_per_round), round=r)
     return choose_knobs(recipe.adapt, probe, sampling_params(recipe), recipe.run.seed, r, engine.generate,
                         lambda samples: run_feedback(samples, recipe.feedback, ctx).scored)
 
@@ -388,7 +392,7 @@ def load_run_recipe(path: str | Path, overrides: list[str] | None = None) -> Rec
     allowed = list(overrides or [])
     for o in allowed:
         key = o.split("=", 1)[0]
-        if key != "rounds" and not key.startswith("run.threads"):
-            raise UserError(f"override {o!r}: a resumed run keeps its recipe; only rounds=N and run.threads=N may change")
+        if key not in ("rounds", "executor") and not key.startswith(("run.threads", "ray")):
+            raise UserError(f"override {o!r}: a resumed run keeps its recipe; only rounds=N, run.threads=N, executor and ray.* may change")
     apply_overrides(data, allowed)
     return validate_recipe(data, str(rundir.config_path))

@@ -198,6 +198,16 @@ def _sample_batch(model: PreTrainedModel, prompts: list[list[int]], n: int, temp
     return [Rollout(ids_list[r][: lens[r]], lp_list[r][: lens[r]], fin[r]) for r in range(rows)]
 
 
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """The prompt indices of each batch `sample_ids` decodes: sorted by length (similar
+    lengths share a batch: less padding, often none, and then no mask is built), then
+    `batch_size` at a time. `executor: ray` ships exactly these batches to its workers, so
+    each one is computed as it would be here, bit for bit."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    step = max(1, batch_size)
+    return [order[start:start + step] for start in range(0, len(order), step)]
+
+
 @torch.inference_mode()
 def sample_ids(model: PreTrainedModel, prompt_ids: list[list[int]], n: int, temperature: float = 1.0,
                top_p: float = 1.0, max_new_tokens: int = 32, stop_ids: Sequence[int] = (0,), pad_id: int = 0,
@@ -221,11 +231,8 @@ def sample_ids(model: PreTrainedModel, prompt_ids: list[list[int]], n: int, temp
     if len(seeds) != len(prompt_ids):
         raise ValueError(f"{len(prompt_ids)} prompts but {len(seeds)} seeds")
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
-    # Similar lengths share a batch: less padding, and often none (then no mask is built).
-    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
     results: list[list[Rollout]] = [[] for _ in prompt_ids]
-    for start in range(0, len(order), max(1, batch_size)):
-        chunk = order[start:start + max(1, batch_size)]
+    for chunk in length_batches([len(p) for p in prompt_ids], batch_size):
         room = max_new_tokens
         if max_positions is not None:
             room = min(room, max_positions - max(len(prompt_ids[i]) for i in chunk))

@@ -173,6 +173,7 @@ class CodeTask(BaseTask):
     """Induce an expression from examples; scored by running it on hidden inputs in the sandbox."""
 
     name = "code"
+    runs_code = True  # executor: ray scores it on the workers' sandboxes
 
     def __init__(self, cfg: CodeConfig) -> None:
         self.cfg = cfg

@@ -117,6 +117,7 @@ class HumanEvalTask(PoolTask):
     """Complete a Python function; 1.0 iff the problem's unit tests pass in the sandbox."""
 
     name = "humaneval"
+    runs_code = True  # executor: ray scores it on the workers' sandboxes
 
     def __init__(self, cfg: HumanEvalConfig) -> None:
         self.cfg = cfg
