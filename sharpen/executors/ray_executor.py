@@ -28,6 +28,16 @@ Log = Callable[[str], None]
 SCORE_SHARD = 256  # completions per scoring shard: one sandbox process runs them (code.py's chunk)
 
 
+def loopback_only() -> None:
+    """A local cluster listens on 127.0.0.1, not the machine's network address: Ray does
+    that on macOS and Windows (ray_constants.ENABLE_RAY_CLUSTER), and a single-machine cluster
+    needs nothing else. Joining a real cluster (`ray.address`) never calls this."""
+    import ray._private.ray_constants as constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for processes Ray starts from here
+    constants.ENABLE_RAY_CLUSTER = False  # for this process, which imported ray already
+
+
 def start_ray(address: str | None, log: Log = print) -> bool:
     """Join `address`, or start a local cluster (no dashboard) whose workers import this
     sharpen; returns whether this call started Ray (and so should shut it down)."""
@@ -38,6 +48,7 @@ def start_ray(address: str | None, log: Log = print) -> bool:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
+        loopback_only()
         root = str(Path(__file__).resolve().parents[2])  # the directory holding the sharpen package
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         ray.init(include_dashboard=False, logging_level=logging.WARNING,
