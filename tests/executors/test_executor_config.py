@@ -35,3 +35,10 @@ def test_workers_that_do_not_fit_the_cluster_fail_in_one_line(ray_cluster):
     with pytest.raises(UserError, match=r"ray.resources_per_worker: 3 workers x CPU 1 do not fit the cluster's 2 CPU"):
         ex.start()
     assert ex.actors == [] and ex.pool is None
+
+
+def test_a_local_cluster_listens_on_loopback_only(ray_cluster):
+    """No Ray service of a local cluster binds the machine's network address."""
+    node = ray_cluster.nodes()[0]
+    assert node["NodeManagerAddress"] == "127.0.0.1"
+    assert ray_cluster.get_runtime_context().gcs_address.startswith("127.0.0.1:")
