@@ -70,8 +70,7 @@ def co_vote(samples: list[Sample], cfg: CoVoteConfig, ctx: Context) -> Rated:
     own = vote_labels(scored, {})
     pooled = {pid: [a for q in qs for a in para_votes[q.id]] for pid, qs in para.items()}
     cross = {pid: confident_majority(v, cfg.min_agreement) for pid, v in pooled.items()}
-    own_confident = vote_labels(scored, {}, cfg.min_agreement)
-    labels = {pid: cross[pid] if pid in para else own_confident[pid] for pid in own}
+    labels = {**vote_labels(scored, {}, cfg.min_agreement), **cross}  # a paraphrased prompt takes the cross label
     rewards = [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored]
     by_id = {p.id: p for p in prompts}
     for s in scored:
