@@ -266,6 +266,7 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
                         "subclass sharpen.objectives.trainer.TrainConfig")
     if recipe.sample.split != "train":
         check_label_free(recipe, source)
+    _check_paraphrases(recipe, source)
     from sharpen.monitor.watch import validate_monitors  # here: it loads the monitor registry
 
     recipe.monitors = validate_monitors(recipe.monitors, source)
@@ -284,7 +285,7 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
 
 
 # feedback that never reads a prompt's answer; builders that do (the gold completion) are refused
-LABEL_FREE_FEEDBACK = {"vote", "co_vote", "self_certainty", "likelihood", "judge"}
+LABEL_FREE_FEEDBACK = {"vote", "co_vote", "harmony", "self_certainty", "likelihood", "judge"}
 GOLD_BUILDERS = {"reference", "spin_pairs"}
 
 
@@ -298,6 +299,29 @@ def check_label_free(recipe: Recipe, source: str) -> None:
         detail = (f"{recipe.sample.split!r} trains on held-out questions, but {', '.join(used)} reads their answers; "
                   f"use label-free feedback ({', '.join(sorted(LABEL_FREE_FEEDBACK))}) or sample.split=train")
         raise UserError(f"{source}: sample.split: {detail}", field="sample.split", detail=detail)
+# feedback that votes over equivalent questions: the task must rephrase (`paraphrases` or `paraphrase`)
+PARAPHRASE_FEEDBACK = {"co_vote", "harmony"}
+
+
+def _check_paraphrases(recipe: Recipe, source: str) -> None:
+    """Co-Reward / Self-Harmony on a task that cannot rephrase its questions would fail only
+    after round 0; say so at load time (when the task's factory declares its class)."""
+    import typing
+
+    fb = recipe.feedback
+    kinds = {p.kind for p in [*getattr(fb, "parts", []), fb, *fb.audit]} & PARAPHRASE_FEEDBACK
+    if not kinds:
+        return
+    try:
+        cls = typing.get_type_hints(TASKS.get(recipe.task.name).fn).get("return")
+    except Exception:  # a plugin task without resolvable annotations: the feedback checks at run time
+        return
+    if isinstance(cls, type) and not (hasattr(cls, "paraphrases") or hasattr(cls, "paraphrase")):
+        detail = (f"{', '.join(sorted(kinds))} votes over rephrased questions, but task {recipe.task.name!r} "
+                  "has no paraphrases; use feedback: vote or a task with task.paraphrases")
+        raise UserError(f"{source}: feedback.kind: {detail}", field="feedback.kind", detail=detail, related=("task.name",))
+
+
 def _check_adapt(recipe: Recipe, source: str) -> None:
     """B-STaR's knobs must be knobs the recipe has: a build threshold, a free sampling temperature."""
     if recipe.adapt is None:

@@ -63,6 +63,17 @@ def test_bad_recipe_override(capsys, monkeypatch, tmp_path, overrides, needles):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("recipe,overrides", [
+    ("self_harmony", ["task={name: code}", "policy.path=seed:code"]),
+    ("co_reward", ["task={name: code}", "policy.path=seed:code"]),
+    ("ttrl", ["task={name: code}", "policy.path=seed:code", "feedback={kind: vote, audit: [harmony]}"]),
+])
+def test_rephrasing_feedback_on_a_task_that_cannot_rephrase(capsys, monkeypatch, tmp_path, recipe, overrides):
+    code, _, err = cli(capsys, monkeypatch, "run", recipe, *overrides, "--out", tmp_path / "run")
+    one_line_error(code, err, "feedback.kind", "'code'", "paraphrases")
+    assert not (tmp_path / "run").exists()
+
+
 def test_recipe_missing_task(capsys, monkeypatch, tmp_path):
     f = tmp_path / "r.yaml"
     f.write_text("name: x\nbuild: {kind: sft}\nobjective: {kind: sft}\n")
