@@ -15,7 +15,10 @@ sampled; `smoothing` adds a pseudo-count to every view's count of every candidat
 missing view penalises instead of vetoing. On the seed (2 shared cores, 250 train
 additions, 16 samples a view at T 0.8; greedy right on 31.6%, own majority 26.8%) the
 label was right on: 2 views 34.8% (smoothing 0.5: 35.6%), 3 views 30.8 (38.0), 5 views
-20.8 (44.8), 9 views 11.6 (52.0); pooling the same 9 views' votes: 49.6%.
+20.8 (44.8), 9 views 11.6 (52.0); pooling the same 9 views' votes: 49.6%. Views at T 0.5
+(200 other additions, greedy 33.5%, smoothing 0.5): 9 views 55.0%, 17 views 59.5%, the pooled
+plurality of the same samples 55.5 / 59.5%, Co-Reward's plurality of 32 greedy answers 55.0%:
+the views' number and temperature make the label; the harmonic mean adds little to pooling.
 
 A prompt without a reframing keeps its own view: its label is its majority (TTRL).
 """
