@@ -11,6 +11,11 @@ accuracy at each threshold bounds what a label-free round can teach (METHODS §5
 
 The second table is Co-Reward's label: the plurality of K equivalent questions' greedy
 answers (`task.paraphrases`), against the model's own greedy answer on the same prompts.
+The third is Self-Harmony's (`sharpen/feedback/harmony.py`): the answer with the highest
+harmonic mean of its vote shares over the question and K reframings, each sampled
+`--harmony-votes` times, next to the pooled plurality of the same samples.
+
+    [--harmony-views 1 8 16] [--harmony-votes 16] [--harmony-temperature 0.8 0.5] [--smoothing 0 0.5]
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from collections import Counter
 import torch
 
 from sharpen.engines.hf import HFEngine
+from sharpen.feedback.harmony import harmonic_label
 from sharpen.monitor.metrics import majority_vote
 from sharpen.policy import Policy
 from sharpen.seeds import derive_seed
@@ -37,6 +43,10 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, nargs="+", default=[0.8])
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--equivalents", type=int, nargs="*", default=[1, 4, 16, 32])
+    ap.add_argument("--harmony-views", type=int, nargs="*", default=[1, 8, 16])
+    ap.add_argument("--harmony-votes", type=int, default=16)
+    ap.add_argument("--harmony-temperature", type=float, nargs="+", default=[0.8, 0.5])
+    ap.add_argument("--smoothing", type=float, nargs="+", default=[0.0, 0.5])
     args = ap.parse_args()
     torch.set_num_threads(1)
     task = make_task({"name": "arithmetic"})
@@ -68,6 +78,8 @@ def main() -> None:
             print(f"| {t} | > {th} | {len(kept)} ({100 * len(kept) / len(rows):.0f}%) | {100 * sum(r[1] for r in kept) / len(kept):.1f}% "
                   f"| {100 * sum(r[2] for r in kept) / len(kept):.1f}% | {mix} |")
     family_vote(task, engine, prompts, greedy_right, args.equivalents, args.max_new_tokens)
+    if args.harmony_views:
+        harmony_vote(task, engine, prompts, greedy_right, args)
     engine.close()
 
 
@@ -99,6 +111,36 @@ def family_vote(task, engine, prompts, greedy_right, sizes, max_new_tokens) -> N
             kept = [ok for share, ok in rows if share > th]
             cells.append(f"{len(kept)}, {100 * sum(kept) / max(len(kept), 1):.1f}%")
         print(f"| {k} | {100 * sum(ok for _, ok in rows) / len(rows):.1f}% | {cells[0]} | {cells[1]} |")
+
+
+def harmony_vote(task, engine, prompts, greedy_right, args) -> None:
+    """Self-Harmony's label with K reframings: every view (the question itself included) is
+    sampled `--harmony-votes` times at each temperature, seeded per (view, purpose)."""
+    rephrased = [(p, g) for p, g in zip(prompts, greedy_right) if task.paraphrases(p, 1)]
+    if not rephrased:
+        return
+    n, k_max = args.harmony_votes, max(args.harmony_views)
+    fams = [[p] + task.paraphrases(p, k_max) for p, _ in rephrased]
+    flat = [q for f in fams for q in f]
+    print(f"\nSelf-Harmony on the same {len(rephrased)} prompts ({n} votes a view; the question is view 1)\n")
+    print("| T | reframings | views | " + " | ".join(f"harmonic mean, smoothing {s}" for s in args.smoothing)
+          + " | pooled plurality |")
+    print("|---|---|---|" + "---|" * (len(args.smoothing) + 1))
+    for t in args.harmony_temperature:
+        params = SamplingParams(n=n, temperature=t, max_new_tokens=args.max_new_tokens)
+        groups = engine.generate([q.text for q in flat], params, [derive_seed(0, "harmony", q.id) for q in flat])
+        it = iter([task.extract(c.text) for c in g] for g in groups)
+        views = [[next(it) for _ in f] for f in fams]
+        for k in args.harmony_views:
+            cells = []
+            for sm in args.smoothing:
+                right = [task.score(p, lab) >= 1 for (p, _), v in zip(rephrased, views)
+                         if (lab := harmonic_label(v[: k + 1], sm)[0]) is not None]
+                cells.append(f"{100 * sum(right) / len(rephrased):.1f}%")
+            pooled = [(lab := majority_vote([a for view in v[: k + 1] for a in view])) is not None and task.score(p, lab) >= 1
+                      for (p, _), v in zip(rephrased, views)]
+            print(f"| {t} | {k} | {k + 1} | " + " | ".join(cells)
+                  + f" | {100 * sum(pooled) / len(rephrased):.1f}% |")
 
 
 if __name__ == "__main__":
