@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -306,14 +306,12 @@ PARAPHRASE_FEEDBACK = {"co_vote", "harmony"}
 def _check_paraphrases(recipe: Recipe, source: str) -> None:
     """Co-Reward / Self-Harmony on a task that cannot rephrase its questions would fail only
     after round 0; say so at load time (when the task's factory declares its class)."""
-    import typing
-
     fb = recipe.feedback
     kinds = {p.kind for p in [*getattr(fb, "parts", []), fb, *fb.audit]} & PARAPHRASE_FEEDBACK
     if not kinds:
         return
     try:
-        cls = typing.get_type_hints(TASKS.get(recipe.task.name).fn).get("return")
+        cls = get_type_hints(TASKS.get(recipe.task.name).fn).get("return")
     except Exception:  # a plugin task without resolvable annotations: the feedback checks at run time
         return
     if isinstance(cls, type) and not (hasattr(cls, "paraphrases") or hasattr(cls, "paraphrase")):

@@ -22,8 +22,8 @@ from typing import Literal
 from pydantic import Field
 
 from sharpen.feedback.base import FeedbackConfig
-from sharpen.feedback.verifier import relabel, verify
-from sharpen.feedback.vote import confident_majority, extra_votes, label_stats, vote_labels
+from sharpen.feedback.verifier import verify
+from sharpen.feedback.vote import confident_majority, extra_votes, label_stats, reward_agreement, vote_labels
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Prompt, Rated, Sample
 
@@ -53,30 +53,33 @@ def paraphrases(prompts: list[Prompt], task: object, k: int = 1) -> dict[str, li
     return out
 
 
+def rephrased_votes(samples: list[Sample], ctx: Context, k: int, n_votes: int | None, temperature: float | None,
+                    feedback: str, purpose: str) -> tuple[list[Prompt], dict[str, list[Prompt]], dict[str, list[str | None]]]:
+    """(the samples' prompts, prompt id -> up to k rephrasings, rephrasing id -> its answers):
+    each rephrasing sampled `n_votes` times (default: as many as the prompt's own samples; one
+    greedy answer at temperature 0). The rollouts only vote; they are never trained on."""
+    prompts = list({s.prompt.id: s.prompt for s in samples}.values())
+    para = paraphrases(prompts, ctx.task, k)
+    if not para:
+        raise ValueError(f"feedback {feedback}: task {ctx.task.name!r} rephrases none of its prompts (no task.paraphrases); "
+                         "use feedback: vote")
+    have = max((s.index for s in samples), default=-1) + 1
+    n = 1 if temperature == 0 else (n_votes or have)  # greedy answers do not vary: one each
+    unique = list({q.id: q for qs in para.values() for q in qs}.values())
+    return prompts, para, extra_votes(unique, 0, n, ctx, purpose=purpose, temperature=temperature)
+
+
 @FEEDBACK.register("co_vote", CoVoteConfig)
 def co_vote(samples: list[Sample], cfg: CoVoteConfig, ctx: Context) -> Rated:
     """Co-Reward: reward 1 if the sample's answer is the majority answer of its paraphrases' rollouts."""
     scored = verify(samples, ctx.task)
-    prompts = list({s.prompt.id: s.prompt for s in samples}.values())
-    para = paraphrases(prompts, ctx.task, cfg.n_paraphrases)
-    if not para:
-        raise ValueError(f"feedback co_vote: task {ctx.task.name!r} rephrases none of its prompts (no task.paraphrase); "
-                         "use feedback: vote")
-    have = max((s.index for s in samples), default=-1) + 1
-    n = 1 if cfg.temperature == 0 else (cfg.n_votes or have)  # greedy answers do not vary: one each
-    # the paraphrases' rollouts: all n of them vote (have = 0 own samples)
-    unique = list({q.id: q for qs in para.values() for q in qs}.values())
-    para_votes = extra_votes(unique, 0, n, ctx, purpose="paraphrase", temperature=cfg.temperature)
+    prompts, para, para_votes = rephrased_votes(samples, ctx, cfg.n_paraphrases, cfg.n_votes, cfg.temperature,
+                                                "co_vote", "paraphrase")
     own = vote_labels(scored, {})
     pooled = {pid: [a for q in qs for a in para_votes[q.id]] for pid, qs in para.items()}
     cross = {pid: confident_majority(v, cfg.min_agreement) for pid, v in pooled.items()}
     labels = {**vote_labels(scored, {}, cfg.min_agreement), **cross}  # a paraphrased prompt takes the cross label
-    rewards = [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored]
-    by_id = {p.id: p for p in prompts}
-    for s in scored:
-        pid = s.sample.prompt.id
-        s.scores["label_correct"] = float(labels[pid] is not None and ctx.task.score(by_id[pid], labels[pid]) >= 1.0)
-    scored = relabel(scored, rewards, cfg.signal_name())
+    scored = reward_agreement(scored, labels, ctx.task, cfg.signal_name())
     votes: dict[str, list[str | None]] = {pid: list(pooled.get(pid, [])) for pid in labels}
     for s in scored:
         if s.sample.prompt.id not in para:

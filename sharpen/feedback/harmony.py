@@ -35,9 +35,9 @@ from typing import Literal, Sequence
 from pydantic import Field
 
 from sharpen.feedback.base import FeedbackConfig
-from sharpen.feedback.co_vote import paraphrases
-from sharpen.feedback.verifier import relabel, verify
-from sharpen.feedback.vote import extra_votes, label_stats, vote_labels
+from sharpen.feedback.co_vote import rephrased_votes
+from sharpen.feedback.verifier import verify
+from sharpen.feedback.vote import label_stats, reward_agreement, vote_labels
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Rated, Sample
 
@@ -76,14 +76,7 @@ def harmonic_label(views: Sequence[Sequence[str | None]], smoothing: float = 0.0
 def harmony(samples: list[Sample], cfg: HarmonyConfig, ctx: Context) -> Rated:
     """Self-Harmony: reward 1 if the sample's answer is the harmonic-mean label of its views."""
     scored = verify(samples, ctx.task)
-    prompts = list({s.prompt.id: s.prompt for s in samples}.values())
-    para = paraphrases(prompts, ctx.task, cfg.n_views)
-    if not para:
-        raise ValueError(f"feedback harmony: task {ctx.task.name!r} reframes none of its prompts (no task.paraphrases); "
-                         "use feedback: vote")
-    have = max((s.index for s in samples), default=-1) + 1
-    unique = list({q.id: q for qs in para.values() for q in qs}.values())
-    reframed = extra_votes(unique, 0, cfg.n_votes or have, ctx, purpose="reframe", temperature=cfg.temperature)
+    prompts, para, reframed = rephrased_votes(samples, ctx, cfg.n_views, cfg.n_votes, cfg.temperature, "harmony", "reframe")
     own: dict[str, list[str | None]] = {p.id: [] for p in prompts}
     for s in sorted(scored, key=lambda s: s.sample.index):
         own[s.sample.prompt.id].append(s.answer)
@@ -92,12 +85,7 @@ def harmony(samples: list[Sample], cfg: HarmonyConfig, ctx: Context) -> Rated:
     for pid, answers in own.items():
         labels[pid], sc = harmonic_label([answers] + [reframed[q.id] for q in para.get(pid, [])], cfg.smoothing)
         scores.append(sc)
-    rewards = [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored]
-    by_id = {p.id: p for p in prompts}
-    for s in scored:
-        pid = s.sample.prompt.id
-        s.scores["label_correct"] = float(labels[pid] is not None and ctx.task.score(by_id[pid], labels[pid]) >= 1.0)
-    scored = relabel(scored, rewards, cfg.signal_name())
+    scored = reward_agreement(scored, labels, ctx.task, cfg.signal_name())
     majority = vote_labels(scored, {})
     stats = label_stats(scored, labels, own, ctx.task)  # agreement: of the own view, TTRL's collapse watch
     stats.update({"paraphrased": len(para) / len(prompts), "views": 1 + sum(map(len, para.values())) / max(len(para), 1),

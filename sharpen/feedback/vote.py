@@ -61,6 +61,16 @@ def confident_majority(votes: Sequence[str | None], min_agreement: float = 0.0) 
     return label
 
 
+def reward_agreement(scored: list[Scored], labels: dict[str, str | None], task: Any, name: str) -> list[Scored]:
+    """Reward 1 where a sample's answer is its prompt's pseudo-label (none where there is no
+    label), and record in `label_correct` whether that label is right (for the audit only)."""
+    prompts = {s.sample.prompt.id: s.sample.prompt for s in scored}
+    right = {pid: float(lab is not None and task.score(prompts[pid], lab) >= 1.0) for pid, lab in labels.items()}
+    for s in scored:
+        s.scores["label_correct"] = right[s.sample.prompt.id]
+    return relabel(scored, [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored], name)
+
+
 def label_stats(scored: list[Scored], labels: dict[str, str | None], votes: dict[str, list[str | None]],
                 task: Any) -> dict[str, float]:
     """label_accuracy: pseudo-labels that are right; agreement: mean share of a prompt's votes
@@ -102,11 +112,7 @@ def vote(samples: list[Sample], cfg: VoteConfig, ctx: Context) -> Rated:
     have = max((s.index for s in samples), default=-1) + 1
     extra = extra_votes(prompts, have, cfg.n_votes or have, ctx)
     labels = vote_labels(scored, extra, cfg.min_agreement)
-    rewards = [float(s.answer is not None and s.answer == labels[s.sample.prompt.id]) for s in scored]
-    label_correct = {p.id: float(labels[p.id] is not None and ctx.task.score(p, labels[p.id]) >= 1.0) for p in prompts}
-    for s in scored:
-        s.scores["label_correct"] = label_correct[s.sample.prompt.id]
-    scored = relabel(scored, rewards, cfg.signal_name())
+    scored = reward_agreement(scored, labels, ctx.task, cfg.signal_name())
     votes: dict[str, list[str | None]] = {pid: list(extra.get(pid, [])) for pid in labels}
     for s in scored:
         votes[s.sample.prompt.id].append(s.answer)
