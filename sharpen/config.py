@@ -13,7 +13,7 @@ from typing import Any, Literal, get_type_hints
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sharpen.build.base import BuildConfig
+from sharpen.builders.base import BuildConfig
 from sharpen.errors import UserError
 from sharpen.monitor.adaptive import AdaptConfig
 from sharpen.objectives.trainer import TrainConfig
@@ -260,7 +260,7 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         setattr(recipe, part, _validate_part(source, part, getattr(recipe, part)))
     if not isinstance(recipe.build, BuildConfig):  # the loop reads uses_samples from it
         raise UserError(f"{source}: build.kind: {recipe.build.kind!r} registered a config that is not a BuildConfig; "
-                        "subclass sharpen.build.base.BuildConfig")
+                        "subclass sharpen.builders.base.BuildConfig")
     if not isinstance(recipe.objective, TrainConfig):  # the loop reads init, reference and temperature from it
         raise UserError(f"{source}: objective.kind: {recipe.objective.kind!r} registered a config that is not a TrainConfig; "
                         "subclass sharpen.objectives.trainer.TrainConfig")

@@ -67,5 +67,5 @@ def _load_builtins() -> None:
     _loaded = True
     import importlib
 
-    for pkg in ("sharpen.tasks", "sharpen.feedback", "sharpen.build", "sharpen.objectives", "sharpen.monitor.parts"):
+    for pkg in ("sharpen.tasks", "sharpen.feedback", "sharpen.builders", "sharpen.objectives", "sharpen.monitor.parts"):
         importlib.import_module(pkg)

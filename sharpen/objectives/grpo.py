@@ -6,7 +6,7 @@ also runs the forward pass and reads a batch produced by the trainer's own gener
 reward loop; there is no standalone loss to import. The body below reproduces its lines
 for loss_type "grpo"/"dr_grpo" with token-level ratios (cited inline), and
 tests/objectives/test_grpo_loss.py checks it against `GRPOTrainer._compute_loss` itself.
-Advantages come from the builder (sharpen/build/groups.py), as TRL computes them before
+Advantages come from the builder (sharpen/builders/groups.py), as TRL computes them before
 the loss.
 """
 from __future__ import annotations

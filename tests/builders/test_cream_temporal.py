@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from sharpen.build.cream import consistency, cream_pairs, kendall_tau
-from sharpen.build.temporal import anchored_pairs
+from sharpen.builders.cream import consistency, cream_pairs, kendall_tau
+from sharpen.builders.temporal import anchored_pairs
 from sharpen.errors import UserError
 from sharpen.types import Completion, Prompt, Sample, Scored
 

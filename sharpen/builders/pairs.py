@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sharpen.build.by_prompt import by_prompt, ranked
+from sharpen.builders.by_prompt import by_prompt, ranked
 from sharpen.errors import UserError
-from sharpen.build.base import BuildConfig
+from sharpen.builders.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, PreferencePair, Scored
 

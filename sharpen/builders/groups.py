@@ -11,8 +11,8 @@ from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
-from sharpen.build.by_prompt import by_prompt
-from sharpen.build.base import BuildConfig
+from sharpen.builders.by_prompt import by_prompt
+from sharpen.builders.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, RLGroup, Scored
 

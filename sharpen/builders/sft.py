@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sharpen.build.by_prompt import by_prompt, ranked
-from sharpen.build.base import BuildConfig
+from sharpen.builders.by_prompt import by_prompt, ranked
+from sharpen.builders.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, Scored, SFTExample
 

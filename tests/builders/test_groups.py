@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from sharpen.build.groups import GroupsConfig, group_advantages, groups, rl_groups, rloo_advantages
+from sharpen.builders.groups import GroupsConfig, group_advantages, groups, rl_groups, rloo_advantages
 
 
 def test_grpo_advantages_by_hand():

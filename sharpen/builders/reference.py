@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 
-from sharpen.build.base import BuildConfig
+from sharpen.builders.base import BuildConfig
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, Scored, SFTExample
 

@@ -1,6 +1,6 @@
 import pytest
 
-from sharpen.build.pairs import preference_pairs, spin_pairs
+from sharpen.builders.pairs import preference_pairs, spin_pairs
 from sharpen.errors import UserError
 
 

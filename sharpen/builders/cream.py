@@ -15,9 +15,9 @@ from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
-from sharpen.build.base import BuildConfig
-from sharpen.build.by_prompt import by_prompt
-from sharpen.build.pairs import preference_pairs
+from sharpen.builders.base import BuildConfig
+from sharpen.builders.by_prompt import by_prompt
+from sharpen.builders.pairs import preference_pairs
 from sharpen.errors import UserError
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, PreferencePair, Scored

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sharpen.build.base import BuildConfig
-from sharpen.build.by_prompt import by_prompt, ranked
+from sharpen.builders.base import BuildConfig
+from sharpen.builders.by_prompt import by_prompt, ranked
 from sharpen.registry import BUILDERS
 from sharpen.types import Built, PreferencePair, Scored
 

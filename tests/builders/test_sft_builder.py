@@ -1,4 +1,4 @@
-from sharpen.build.sft import BestOfNConfig, SFTBuildConfig, best_of_n, rejection_sample, sft_set
+from sharpen.builders.sft import BestOfNConfig, SFTBuildConfig, best_of_n, rejection_sample, sft_set
 from sharpen.registry import BUILDERS
 
 
