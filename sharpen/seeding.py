@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sharpen.engines.hf import HFEngine
 from sharpen.objectives.sft import sft_loss
 from sharpen.objectives.trainer import fit, lr_factor
+from sharpen.paths import cache_root
 from sharpen.policy.tiny import new_tiny_policy
 from sharpen.registry import TASKS
 from sharpen.rundir import atomic_dir
@@ -82,10 +82,6 @@ TASK_SEED_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("SHARPEN_CACHE") or Path.home() / ".cache" / "sharpen")
-
-
 def seed_key(task_cfg: dict[str, Any], cfg: SeedConfig, seed: int) -> str:
     blob = json.dumps({"task": task_cfg, "seed_cfg": cfg.model_dump(mode="json"), "seed": seed, "v": 5}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -125,7 +121,7 @@ def judge_report(policy: Any, task: Task, cfg: SeedConfig, seed: int) -> dict[st
     and AUROC of P(yes), overall and per op; plus accuracy on the balanced gold-vs-corrupted
     set of those prompts (the format it was taught, with negatives it was not shown)."""
     from sharpen.feedback.judge import JudgeConfig, group_probs, judge_prompts, rewards_from, verdict_groups
-    from sharpen.monitor.audit import auroc
+    from sharpen.stats import auroc
 
     prompts = task.prompts("eval", cfg.check_n)
     params = SamplingParams(n=JUDGE_CHECK_SAMPLES, temperature=0.8, max_new_tokens=cfg.max_new_tokens)

@@ -6,10 +6,11 @@ Flow of one round: Task -> `Prompt`s -> Engine.generate -> `Sample`s -> Feedback
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Literal, Protocol, Sequence, TypeVar, runtime_checkable
 
 Split = Literal["train", "eval", "holdout"]
 SPLITS: tuple[str, ...] = ("train", "eval", "holdout")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,14 @@ class Scored:
     correct: bool | None = None
     answer: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
+
+
+def group_by_prompt(items: Iterable[T], key: Callable[[T], str] = lambda s: s.sample.prompt.id) -> dict[str, list[T]]:
+    """prompt id (`key`, a Scored's by default) -> its items as given, prompts in first-seen order: deterministic."""
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
 
 
 @dataclass(frozen=True)

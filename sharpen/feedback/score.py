@@ -1,7 +1,7 @@
 """One round's scoring: the recipe's feedback, then the audit of every signal it computed.
 
 The loop calls `score_round` and gets the scored samples, the feedback's own statistics
-and the signal audit (`sharpen.monitor.audit`) for metrics.json.
+and the signal audit (`sharpen.feedback.audit`) for metrics.json.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sharpen.monitor.audit import audit_signal
+from sharpen.feedback.audit import audit_signal
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Rated, Sample, Scored
 

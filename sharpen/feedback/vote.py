@@ -18,10 +18,10 @@ from pydantic import Field
 
 from sharpen.feedback.base import FeedbackConfig
 from sharpen.feedback.verifier import relabel, verify
-from sharpen.monitor.metrics import majority_vote  # the same vote as eval's majority accuracy
 from sharpen.registry import FEEDBACK
 from sharpen.seeds import derive_seed
-from sharpen.types import Context, Prompt, Rated, Sample, Scored
+from sharpen.stats import majority_vote  # the same vote as eval's majority accuracy
+from sharpen.types import Context, Prompt, Rated, Sample, Scored, group_by_prompt
 
 
 def extra_votes(prompts: Sequence[Prompt], have: int, n_votes: int, ctx: Context, purpose: str = "votes",
@@ -44,10 +44,8 @@ def extra_votes(prompts: Sequence[Prompt], have: int, n_votes: int, ctx: Context
 def vote_labels(scored: list[Scored], extra: dict[str, list[str | None]], min_agreement: float = 0.0) -> dict[str, str | None]:
     """Majority answer per prompt over its own samples (in sample order) then the extra votes;
     None where the majority holds less than `min_agreement` of the votes."""
-    answers: dict[str, list[str | None]] = {}
-    for s in sorted(scored, key=lambda s: s.sample.index):
-        answers.setdefault(s.sample.prompt.id, []).append(s.answer)
-    return {pid: confident_majority(a + extra.get(pid, []), min_agreement) for pid, a in answers.items()}
+    answers = group_by_prompt(sorted(scored, key=lambda s: s.sample.index))
+    return {pid: confident_majority([s.answer for s in g] + extra.get(pid, []), min_agreement) for pid, g in answers.items()}
 
 
 def confident_majority(votes: Sequence[str | None], min_agreement: float = 0.0) -> str | None:

@@ -15,9 +15,8 @@ from typing import Any, Callable, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from sharpen.monitor.exploitation import balance_score
-from sharpen.monitor.exploration import group_by_prompt
 from sharpen.seeds import derive_seed
-from sharpen.types import Completion, Prompt, Sample, SamplingParams, Scored
+from sharpen.types import Completion, Prompt, Sample, SamplingParams, Scored, group_by_prompt
 
 
 class AdaptConfig(BaseModel):

@@ -17,18 +17,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sharpen.monitor.base import MonitorConfig, MonitorResult, RoundView
-from sharpen.monitor.metrics import pass_at_k
 from sharpen.registry import MONITORS
 from sharpen.seeds import derive_seed
-from sharpen.types import Sample, SamplingParams, Scored
-
-
-def group_by_prompt(scored: list[Scored]) -> dict[str, list[Scored]]:
-    """prompt id -> its samples, prompts in first-seen order (a deterministic probe prefix)."""
-    out: dict[str, list[Scored]] = {}
-    for s in scored:
-        out.setdefault(s.sample.prompt.id, []).append(s)
-    return out
+from sharpen.stats import pass_at_k
+from sharpen.types import Sample, SamplingParams, Scored, group_by_prompt
 
 
 def distinct_n(token_lists: list[list[int]], n: int) -> float | None:
@@ -52,7 +44,7 @@ def exploration_stats(scored: list[Scored], k: int | None = None, probe: int | N
                       ns: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     """Per-prompt exploration numbers averaged over the first `probe` prompts (all when None).
     pass@k and distinct-correct need ground truth (`Scored.correct`) and are left out without it."""
-    groups = list(group_by_prompt(scored).values())[:probe]
+    groups = list(group_by_prompt(scored).values())[:probe]  # first-seen prompts: a deterministic probe
     if not groups:
         return {}
     out: dict[str, Any] = {"prompts": len(groups)}

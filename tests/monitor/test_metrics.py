@@ -2,7 +2,7 @@ from math import comb
 
 import pytest
 
-from sharpen.monitor.metrics import majority_vote, pass_at_k
+from sharpen.stats import majority_vote, pass_at_k
 
 
 def test_pass_at_k_matches_definition():

@@ -1,6 +1,7 @@
 import pytest
 
-from sharpen.monitor.audit import audit_signal, auroc, precision_recall
+from sharpen.feedback.audit import audit_signal
+from sharpen.stats import auroc, precision_recall
 from sharpen.types import Completion, Prompt, Sample, Scored
 
 
