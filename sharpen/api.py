@@ -50,12 +50,8 @@ def evaluate(checkpoint: str | Path, task: str | dict = "arithmetic", n: int = 5
     from sharpen.progress import RichProgress
     from sharpen.tasks import make_task
 
-    eval_cfg: dict[str, Any] = {"n": n, "k": k, "splits": list(splits)}
-    if max_new_tokens is not None:
-        eval_cfg["max_new_tokens"] = max_new_tokens
-    rec = load_recipe({"name": "eval", "task": {"name": task} if isinstance(task, str) else task,
-                       "policy": {**(policy or {}), "path": str(checkpoint)}, "engine": {"kind": engine},
-                       "build": "sft", "objective": "sft", "eval": eval_cfg, "run": {"seed": seed}})
+    rec = checkpoint_recipe(checkpoint, task, {"n": n, "k": k, "splits": list(splits)}, seed, engine,
+                            max_new_tokens, policy)
     path = loop.resolve_policy_path(rec, print, progress)
     pol = loop.load_policy(rec, path)
     loop.set_threads(rec, pol)
@@ -67,11 +63,15 @@ def evaluate(checkpoint: str | Path, task: str | dict = "arithmetic", n: int = 5
         eng.close()
 
 
-def export(checkpoint: str | Path, out: str | Path) -> Path:
-    """Write a plain HF directory (LoRA adapters merged in) that loads without PEFT or sharpen."""
+def export(checkpoint: str | Path, out: str | Path, force: bool = False) -> Path:
+    """Write a plain HF directory (LoRA adapters merged in) that loads without PEFT or sharpen.
+    An existing non-empty `out` is refused unless `force` (then it is replaced)."""
     from sharpen.policy import Policy
     from sharpen.rundir import atomic_dir
 
+    target = Path(out)
+    if target.exists() and not force and (not target.is_dir() or any(target.iterdir())):
+        raise UserError(f"{target}: already exists and is not empty; choose a new folder, or pass --force to replace it")
     policy = Policy.load(checkpoint)
     atomic_dir(Path(out), policy.save_merged)
     return Path(out)
@@ -212,15 +212,18 @@ def metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rd.metrics()
 
 
-def _select_recipe(checkpoint: str | Path, task: str | dict, prompts: int, splits: tuple[str, ...], seed: int,
-                   temperature: float, engine: str, max_new_tokens: int | None, policy: dict | None) -> Recipe:
-    """The recipe that loads a checkpoint as `evaluate` loads it (eval block: the selection's prompts)."""
-    eval_cfg: dict[str, Any] = {"n": prompts, "k": 0, "splits": list(splits), "temperature": temperature}
-    if max_new_tokens is not None:
-        eval_cfg["max_new_tokens"] = max_new_tokens
-    return load_recipe({"name": "select", "task": {"name": task} if isinstance(task, str) else task,
-                        "policy": {**(policy or {}), "path": str(checkpoint)}, "engine": {"kind": engine},
-                        "build": "sft", "objective": "sft", "eval": eval_cfg, "run": {"seed": seed}})
+def checkpoint_recipe(checkpoint: str | Path, task: str | dict, eval_cfg: dict[str, Any], seed: int, engine: str,
+                      max_new_tokens: int | None, policy: dict | None) -> Recipe:
+    """The recipe that loads a checkpoint for `evaluate`, `select_eval` and `scaling`: the
+    task, the policy keys, the engine and an eval block; it trains nothing."""
+    from sharpen.optional import check_recipe
+
+    eval_cfg = {**eval_cfg, **({"max_new_tokens": max_new_tokens} if max_new_tokens is not None else {})}
+    rec = load_recipe({"name": "eval", "task": {"name": task} if isinstance(task, str) else task,
+                       "policy": {**(policy or {}), "path": str(checkpoint)}, "engine": {"kind": engine},
+                       "build": "sft", "objective": "sft", "eval": eval_cfg, "run": {"seed": seed}})
+    check_recipe(rec)
+    return rec
 
 
 def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods: list[str] | str = "vote",
@@ -241,7 +244,8 @@ def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods
     if prompts < 1:
         raise UserError(f"--prompts: {prompts}; evaluate at least 1 prompt per split")
     progress = progress or RichProgress()
-    rec = _select_recipe(checkpoint, task, prompts, splits, seed, temperature, engine, max_new_tokens, policy)
+    rec = checkpoint_recipe(checkpoint, task, {"n": prompts, "k": 0, "splits": list(splits), "temperature": temperature},
+                            seed, engine, max_new_tokens, policy)
     tsk = make_task(rec.task)
     select.check_methods(chosen, tsk)  # before loading the model: a bad method fails at once
     pol = loop.load_policy(rec, loop.resolve_policy_path(rec, print, progress))

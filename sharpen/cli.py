@@ -194,11 +194,12 @@ def task_config(name: str, overrides: list[str]) -> dict[str, Any]:
 
 @app.command()
 def export(checkpoint: Path = typer.Argument(..., help="a round checkpoint, e.g. runs/NAME/rounds/3/checkpoint"),
-           out: Path = typer.Argument(..., help="directory to write the merged model to")) -> None:
+           out: Path = typer.Argument(..., help="directory to write the merged model to (new or empty)"),
+           force: bool = typer.Option(False, "--force", help="replace OUT even if it is not empty")) -> None:
     """Write a plain Hugging Face model directory (LoRA adapters merged in) that loads anywhere."""
     from sharpen import api
 
-    _log(f"wrote {api.export(checkpoint, out)}")
+    _log(f"wrote {api.export(checkpoint, out, force=force)}")
 
 
 @app.command()
@@ -337,13 +338,31 @@ def _interrupted() -> NoReturn:
     sys.exit(130)
 
 
+def _error_line(msg: str, code: int) -> NoReturn:
+    err.print(f"error: {msg}", highlight=False, soft_wrap=True, markup=False)
+    sys.exit(code)
+
+
+def _crashed(e: Exception) -> NoReturn:
+    """Not a user mistake: one line naming the log that holds the traceback (exit 1); a
+    missing optional package is a user's to install (exit 2)."""
+    import traceback
+
+    from sharpen.optional import PACKAGES, missing_error
+    from sharpen.rundir import write_error_log
+
+    if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in PACKAGES:
+        _error_line(str(missing_error(e.name.split(".")[0], "this command")), 2)  # type: ignore[union-attr]
+    log = getattr(e, "sharpen_log", None) or write_error_log("".join(traceback.format_exception(e)))
+    _error_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (unexpected; the traceback is in {log})", 1)
+
+
 def main() -> None:
     usage, abort = _click_errors()
     try:
         code = app(standalone_mode=False, prog_name="sharpen")
     except UserError as e:
-        err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
-        sys.exit(2)
+        _error_line(str(e), 2)
     except KeyboardInterrupt:
         _interrupted()
     except usage as e:  # a missing argument, unknown option, bad option value: click's usage line + error
@@ -352,6 +371,8 @@ def main() -> None:
         sys.exit(e.exit_code)  # type: ignore[attr-defined]
     except abort:
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - last resort: never a traceback on the console
+        _crashed(e)
     # without standalone mode typer returns the exit code of `--help` (0) and of Ctrl-C (130)
     if code == 130:
         _interrupted()

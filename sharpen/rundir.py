@@ -1,7 +1,8 @@
 """The run directory, the record of truth: atomic writes, a per-round completion marker,
 and a lock so two processes never write one run.
 
-Layout: config.yaml, rounds/<r>/{samples.jsonl, checkpoint/, metrics.json}, run.lock.
+Layout: config.yaml, rounds/<r>/{samples.jsonl, checkpoint/, metrics.json}, run.lock,
+report.html, error.log (the traceback of an unexpected failure).
 A round is complete only when its metrics.json exists (written last, atomically), so a
 run killed at any moment resumes at the first round without one.
 """
@@ -17,6 +18,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+import yaml
 
 from sharpen.errors import UserError
 
@@ -93,6 +96,21 @@ def atomic_dir(path: Path, fill: Callable[[Path], None]) -> None:
         raise
 
 
+def write_error_log(text: str, folder: Path | None = None) -> Path:
+    """Write a traceback to `folder`/error.log, or to a temp file when there is no such
+    folder or it cannot be written (a full disk); returns where it went."""
+    if folder is not None and Path(folder).is_dir():
+        try:
+            (Path(folder) / "error.log").write_text(text)
+            return Path(folder) / "error.log"
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(prefix="sharpen-error-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return Path(name)
+
+
 class RunDir:
     """One run's directory. Use `with RunDir(path).locked(): ...` around any writes."""
 
@@ -130,6 +148,45 @@ class RunDir:
             out.append(json.loads(self.metrics_path(r).read_text()))
             r += 1
         return out
+
+    def check_target(self) -> None:
+        """Refuse a folder that is not ours before anything is written: a run directory is
+        new, empty, or a sharpen run (it resumes). A user's folder is never touched."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise UserError(f"run directory {self.path}: is a file; pass a new or empty folder as --out (run.out)")
+        if not self.holds_run() and any(self.path.iterdir()):
+            raise UserError(f"run directory {self.path}: not empty and not a sharpen run (no config.yaml); "
+                            "pass a new or empty folder as --out (run.out)")
+
+    def holds_run(self) -> bool:
+        """A sharpen run: its config.yaml is a recipe, or a run killed before writing one
+        left only its lock and temp files."""
+        if not self.path.is_dir():
+            return False
+        if self.config_path.is_file():
+            try:
+                data = yaml.safe_load(self.config_path.read_text())
+            except (yaml.YAMLError, OSError, UnicodeDecodeError):
+                return False
+            return isinstance(data, dict) and {"name", "task", "build", "objective"} <= set(data)
+        entries = list(self.path.iterdir())
+        return bool(entries) and all(e.name == "run.lock" or e.name.startswith(TMP_PREFIX) for e in entries)
+
+    def remove_new(self, existed: bool) -> None:
+        """Undo a run this process started in a new or empty folder (everything in it is
+        ours): the folder itself goes too when this process made it."""
+        if not self.path.is_dir():
+            return
+        for p in self.path.iterdir():
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        if not existed:
+            self.path.rmdir()
+
+    def write_error_log(self, text: str) -> Path:
+        """The traceback of an unexpected failure, in <run>/error.log."""
+        return write_error_log(text, self.path)
 
     def clean_partial(self) -> list[Path]:
         """Delete what a killed writer left: temp files/dirs and incomplete rounds' files."""
