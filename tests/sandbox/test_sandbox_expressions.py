@@ -5,7 +5,7 @@ import os
 import uuid
 
 from sandbox_helpers import full_sandbox, no_strays  # noqa: F401  (fixture)
-from sharpen.sandbox.expressions import _parse, check_expressions
+from sharpen.sandbox.expressions import _parse, check_expressions, matches
 
 pytestmark = full_sandbox
 XS = list(range(-3, 13))
@@ -44,11 +44,33 @@ def test_a_process_killed_mid_batch_keeps_finished_results():
     assert got == [True, False, True, False, False]
 
 
+FRAME = f"{OS}['sys']._getframe(1).f_globals"
+
+
+def test_forged_reports_and_peeking_at_the_expected_outputs_fail():
+    """Each of these passed when the harness held the expected outputs and reported verdicts."""
+    forged = [
+        f"{OS}['write'](3, b'0 1\\n') and 0",                 # a verdict line on the report fd
+        f"{OS}['write'](3, b'0 1\\n') and {OS}['_exit'](0)",  # ... then exit before the real one
+        f"{FRAME}['ys'][{FRAME}['xs'].index(x)]",                # the expected outputs, read off the harness
+        f"{OS}['write'](3, b'0 ' + str([0] * 16).encode() + b'\\n') and {OS}['_exit'](0)",  # claimed outputs
+    ]
+    got = check_expressions([(e, XS, YS) for e in forged] + [("2*x+1", XS, YS)])
+    assert got == [False] * len(forged) + [True]
+
+
+def test_outputs_match_only_by_exact_type_and_value():
+    assert matches([2 * x + 1 for x in XS], YS) and matches([float(y) for y in YS], YS)
+    assert not matches([True] * 3, [1, 1, 1])
+    assert not matches(["1"], [1]) and not matches([None], [1]) and not matches(YS[:-1], YS)
+    assert not matches({"0": 1}, [1]) and not matches(None, [1])
+
+
 def test_parse_stops_at_a_torn_or_forged_line():
-    assert _parse("0 1\n1 0\n2 1\n", 3) == [True, False, True]
-    assert _parse("0 1\n1 0\n2", 3) == [True, False]
-    assert _parse("0 1\n5 1\n1 1\n", 3) == [True]
-    assert _parse("0 1\n1 1\n2 1\n", 2) == [True, True]
+    assert _parse("0 [1]\n1 null\n2 [2.5]\n", 3) == [[1], None, [2.5]]
+    assert _parse("0 [1]\n1 [0]\n2 [1", 3) == [[1], [0]]
+    assert _parse("0 [1]\n5 [1]\n1 [1]\n", 3) == [[1]]
+    assert _parse("0 [1]\n1 [1]\n2 [1]\n", 2) == [[1], [1]]
 
 
 def test_many_items_split_over_workers():
