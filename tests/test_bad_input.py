@@ -23,22 +23,24 @@ def one_line_error(code: int, err: str, *needles: str) -> str:
     assert code == 2, err
     lines = [l for l in err.strip().splitlines() if l.strip()]
     assert len(lines) == 1, err
-    assert lines[0].startswith("error:") or "Error" in lines[0], err
+    assert lines[0].startswith("error: "), err
     assert "Traceback" not in err
     for n in needles:
         assert n in lines[0], (n, lines[0])
     return lines[0]
 
 
-def no_partial_files(root: Path) -> None:
-    if not root.exists():
-        return
-    leftovers = [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
-    assert not leftovers, leftovers
-    rounds = root / "rounds"
-    if rounds.exists():
-        for d in rounds.iterdir():
-            assert (d / "metrics.json").exists(), f"half-written round {d}"
+def no_half_rounds(root: Path) -> None:
+    """A run stopped mid-way keeps only complete rounds: no temp files, no round without metrics.json."""
+    assert root.is_dir(), root
+    assert not [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
+    for d in (root / "rounds").iterdir():
+        assert (d / "metrics.json").exists(), f"half-written round {d}"
+
+
+def no_run_directory(root: Path) -> None:
+    """A bad input leaves nothing: no run directory, so no config.yaml, lock or half round."""
+    assert not root.exists(), sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
 @pytest.mark.parametrize("overrides,needles", [
@@ -100,6 +102,14 @@ def test_recipe_file_missing(capsys, monkeypatch, tmp_path):
     one_line_error(code, err, "nope.yaml", "star")
 
 
+def test_one_line_error_rejects_what_it_must():
+    """The checker itself can fail: a traceback, two lines, another exit code, a missing needle."""
+    for code, err, needles in [(2, "Traceback (most recent call last):\n  boom\n", ()), (1, "error: x\n", ()),
+                               (2, "error: a\nerror: b\n", ()), (2, "Error: x\n", ()), (2, "error: x\n", ("y",))]:
+        with pytest.raises(AssertionError):
+            one_line_error(code, err, *needles)
+
+
 @pytest.mark.parametrize("content,needles", [
     ('{"prompt": "1+1", "answer": "2"}\n{"prompt": "2+2", "answer": "4"}\n{bad json\n', [":3", "JSON"]),
     ('{"prompt": "1+1", "answer": "2"}\n{"prompt": "2+2"}\n', [":2", "answer"]),
@@ -112,18 +122,20 @@ def test_bad_jsonl_task_file(capsys, monkeypatch, tmp_path, tiny_checkpoint, con
     code, _, err = cli(capsys, monkeypatch, "run", "star", "task.name=jsonl", f"task.path={f}", *MICRO,
                        f"policy.path={tiny_checkpoint}", "--out", tmp_path / "run")
     one_line_error(code, err, "data.jsonl", *needles)
-    no_partial_files(tmp_path / "run")
+    no_run_directory(tmp_path / "run")
 
 
 def test_jsonl_file_missing(capsys, monkeypatch, tmp_path, tiny_checkpoint):
     code, _, err = cli(capsys, monkeypatch, "run", "star", "task.name=jsonl", f"task.path={tmp_path}/none.jsonl",
                        *MICRO, f"policy.path={tiny_checkpoint}", "--out", tmp_path / "run")
     one_line_error(code, err, "none.jsonl")
+    no_run_directory(tmp_path / "run")
 
 
 def test_checkpoint_missing(capsys, monkeypatch, tmp_path):
     code, _, err = cli(capsys, monkeypatch, "run", "star", *MICRO, f"policy.path={tmp_path}/gone", "--out", tmp_path / "run")
     one_line_error(code, err, "policy.path", "gone")
+    no_run_directory(tmp_path / "run")
     code, _, err = cli(capsys, monkeypatch, "eval", tmp_path / "gone", "--prompts", "4", "--k", "0")
     one_line_error(code, err, "gone")
 
@@ -145,7 +157,7 @@ def test_checkpoint_with_corrupt_weights(capsys, monkeypatch, tmp_path, tiny_che
     one_line_error(code, err, "ck")
     code, _, err = cli(capsys, monkeypatch, "run", "star", *MICRO, f"policy.path={ck}", "--out", tmp_path / "run")
     one_line_error(code, err, "ck")
-    no_partial_files(tmp_path / "run")
+    no_run_directory(tmp_path / "run")
 
 
 def test_resume_of_a_non_run_directory(capsys, monkeypatch, tmp_path):
@@ -186,7 +198,7 @@ def test_full_disk_run_directory(capsys, monkeypatch, mount_point, tiny_checkpoi
     run = mount_point / "run"
     code, _, err = cli(capsys, monkeypatch, "run", "star", *MICRO, f"policy.path={tiny_checkpoint}", "--out", run)
     one_line_error(code, err, "no space left", "run.out")
-    no_partial_files(run)
+    no_half_rounds(run)  # the disk filled in round 1's checkpoint: round 0 stays, complete
 
 
 def test_run_directory_in_use(capsys, monkeypatch, tmp_path, tiny_checkpoint):

@@ -46,11 +46,11 @@ def test_a_trl_and_a_verl_reward_drive_a_grpo_run(tmp_path, monkeypatch, weak_ov
 
 def test_a_reward_that_raises_mid_run_is_one_error_line(capsys, monkeypatch, tmp_path, micro_overrides):
     from tests.conftest import run_cli
-    from tests.test_bad_input import no_partial_files, one_line_error
+    from tests.test_bad_input import no_half_rounds, one_line_error
 
     (tmp_path / "bad.py").write_text("def reward(completions, **kwargs):\n    return [c['text'] for c in completions]\n")
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, monkeypatch, "run", "grpo", *micro_overrides, "feedback={kind: function, fn: 'bad.py:reward'}",
                            "--out", tmp_path / "run")
     one_line_error(code, err, "feedback.fn 'bad.py:reward'", "raised TypeError", "bad.py:2")
-    no_partial_files(tmp_path / "run")
+    no_half_rounds(tmp_path / "run")  # round 0 is complete and stays: the run resumes once the function is fixed
