@@ -115,3 +115,9 @@ def run_cli(capsys, monkeypatch, *args: object) -> tuple[int, str, str]:
         code = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The body rows of the rich tables a command printed, as stripped cells."""
+    return [[c.strip() for c in line.strip().strip("│").split("│")] for line in out.splitlines()
+            if line.strip().startswith("│") and "%" in line]

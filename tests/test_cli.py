@@ -26,7 +26,9 @@ def sums_jsonl(tmp_path) -> Path:
 def test_help_exits_0(capsys, monkeypatch):
     code, out, err = cli(capsys, monkeypatch, "--help")
     assert code == 0, err
-    assert "Usage:" in out and "eval" in out and "Traceback" not in err
+    assert "Usage:" in out and "Traceback" not in err
+    for command in ("run", "resume", "eval", "scaling", "export", "demo", "demo-real", "recipes", "compare", "sweep", "report"):
+        assert f"│ {command} " in out, (command, out)  # every command is registered and listed
     code, out, err = cli(capsys, monkeypatch, "eval", "--help")
     assert code == 0, err
     assert "--max-new-tokens" in out and "--engine" in out
@@ -64,10 +66,19 @@ def test_task_config_rejects_other_keys(item):
 
 
 def test_eval_jsonl_with_task_overrides(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
+    """The table shows what the API measures for the same arguments, split by split."""
+    from tests.conftest import table_rows
+
     code, out, err = cli(capsys, monkeypatch, "eval", tiny_checkpoint, "--task", "jsonl", f"task.path={sums_jsonl}",
                          "task.match=numeric", "--prompts", "4", "--k", "2", "--max-new-tokens", "4")
     assert code == 0, err
-    assert "holdout" in out and "pass@2" in out and "Traceback" not in err
+    assert "pass@2" in out and "Traceback" not in err
+    want = api.evaluate(tiny_checkpoint, {"name": "jsonl", "path": str(sums_jsonl), "match": "numeric"}, n=4, k=2,
+                        max_new_tokens=4)
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    assert table_rows(out) == [[split, pct(s["greedy_accuracy"]), pct(s["pass_at_k"]), pct(s["majority_accuracy"]), str(s["n"])]
+                               for split, s in want.items()], out
+    assert [r[0] for r in table_rows(out)] == ["eval", "holdout"]
 
 
 def test_eval_passes_options_to_the_api(capsys, monkeypatch, tiny_checkpoint):

@@ -41,9 +41,13 @@ def _cli(monkeypatch, capsys, *args):
 
 
 def test_eval_on_a_foreign_checkpoint(gpt2_dir, monkeypatch, capsys):
+    from tests.conftest import table_rows
+
     code, out, err = _cli(monkeypatch, capsys, "eval", gpt2_dir, "--prompts", "8", "--k", "2")
     assert code == 0, err
-    assert "holdout" in out and "eval" in out
+    rows = table_rows(out)
+    assert [r[0] for r in rows] == ["eval", "holdout"] and all(r[-1] == "8" for r in rows), out
+    assert all(r[1].endswith("%") and 0 <= float(r[1][:-1]) <= 100 for r in rows), out
 
 
 def test_one_round_run_on_a_foreign_checkpoint(gpt2_dir, tmp_path, monkeypatch, capsys):

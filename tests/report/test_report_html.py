@@ -71,7 +71,11 @@ def test_report_cli_writes_one_page_for_several_runs(two_runs, tmp_path, capsys,
 
     a, b = two_runs
     code, out, _ = run_cli(capsys, monkeypatch, "report", a, b, "--out", tmp_path / "r.html")
-    assert code == 0 and (tmp_path / "r.html").exists() and "wrote" in out
+    assert code == 0 and f"wrote {tmp_path / 'r.html'}" in out
+    assert (tmp_path / "r.html").read_text() == write_report([a, b], tmp_path / "again.html").read_text()
+    from tests.conftest import table_rows
+
+    assert [r[0] for r in table_rows(out)].count("0") == 2  # each run's metrics table, from round 0
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None,
