@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sharpen.builders.base import BuildConfig
+from sharpen.engines.openai_client import ApiKey, check_env_name, key_from_env
 from sharpen.errors import UserError
+from sharpen.overrides import apply_overrides as _apply
+from sharpen.overrides import blame_override, is_secret_key
+from sharpen.recipe_checks import check_adapt, check_engine_and_temperature, check_label_free, check_paraphrases
 from sharpen.monitor.adaptive import AdaptConfig
 from sharpen.objectives.trainer import TrainConfig
 from sharpen.registry import BUILDERS, FEEDBACK, OBJECTIVES, TASKS, Registry
@@ -60,13 +64,19 @@ class EngineConfig(_Strict):
     vllm_args: dict[str, Any] = Field(default_factory=dict, description="vllm: extra keyword arguments for vllm.LLM")
     base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1")
     model: str | None = Field(None, description="openai: the served model's name")
-    api_key: str | None = Field(None, description="openai: API key (default: $OPENAI_API_KEY or 'EMPTY')")
+    api_key: ApiKey = Field(None, description="openai: the API key; never written (config.yaml holds null), so a resumed "
+                                              "run needs it again (default: $OPENAI_API_KEY, else 'EMPTY')")
+    api_key_env: str | None = Field(None, description="openai: the environment variable holding the key, e.g. MY_KEY "
+                                                      "(the name is written, the value read at load)")
     timeout: float = Field(60.0, gt=0, description="openai: seconds per request")
+
+    _env_name = field_validator("api_key_env")(check_env_name)
 
     @model_validator(mode="after")
     def _openai_needs_server(self) -> "EngineConfig":
         if self.kind == "openai" and (not self.base_url or not self.model):
             raise ValueError("engine openai needs engine.base_url and engine.model")
+        self.api_key = key_from_env(self.api_key, self.api_key_env, used=self.kind == "openai", section="engine")
         return self
 
 
@@ -138,8 +148,17 @@ class Recipe(_Strict):
     executor: Literal["local", "ray"] = Field("local", description="local: one process; ray: sampling, code scoring and evaluation sharded over Ray actors")
     ray: RayConfig = Field(default_factory=RayConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        """The run directory is runs/<name>-<time>: a separator or '..' would put it elsewhere."""
+        if not name.strip() or any(bad in name for bad in ("/", "\\", "..")):
+            raise ValueError("the run directory is named after it: use a plain name without /, \\ or .., e.g. my_star")
+        return name
+
     def resolved(self) -> dict[str, Any]:
-        """The fully resolved recipe (every default filled in) for config.yaml."""
+        """The fully resolved recipe (every default filled in) for config.yaml: keys (`api_key`)
+        are null, so this is also what another process may be handed (see openai_client.export_keys)."""
         out = self.model_dump(mode="json")
         for part in ("task", "feedback", "build", "objective"):
             val = getattr(self, part)
@@ -174,7 +193,7 @@ def _one_line(source: str, prefix: str, err: ValidationError) -> UserError:
         msg = "unknown key (check the spelling; `sharpen recipes --keys` lists the knobs)"
     elif e["type"] == "missing":
         msg = "missing: add it to the recipe or pass " + f"{field}=..."
-    elif "input" in e and not isinstance(e["input"], (dict, list)):
+    elif "input" in e and not isinstance(e["input"], (dict, list)) and not is_secret_key(field):
         msg += f" (got {e['input']!r})"
     return UserError(f"{source}: {field}: {msg}", field=field, detail=msg)
 
@@ -200,36 +219,9 @@ def _validate_part(source: str, part: str, value: Any) -> BaseModel:
         raise _one_line(source, part, err) from None
 
 
-def parse_value(text: str) -> Any:
-    """An override's value is YAML: `4`, `0.8`, `[1, 3]`, `base`, `null`."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides to a raw recipe mapping (in place)."""
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r}: expected key=value, e.g. rounds=1 or sample.n=4")
-        key, _, raw = item.partition("=")
-        parts = key.strip().split(".")
-        if not all(parts):
-            raise UserError(f"override {item!r}: empty key segment")
-        node = data
-        for p in parts[:-1]:
-            cur = node.get(p)
-            if isinstance(cur, str) and p in PARTS:
-                cur = {PARTS[p][1]: cur}
-            if cur is None:
-                cur = {}
-            if not isinstance(cur, dict):
-                raise UserError(f"override {item!r}: {p} is not a section")
-            node[p] = cur
-            node = cur
-        node[parts[-1]] = parse_value(raw)
-    return data
+    """Apply `a.b.c=value` overrides to a raw recipe mapping (in place): `sharpen.overrides`."""
+    return _apply(data, overrides, {part: key for part, (_, key) in PARTS.items()})
 
 
 def read_recipe_file(ref: str) -> tuple[str, dict[str, Any]]:
@@ -266,70 +258,13 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
                         "subclass sharpen.objectives.trainer.TrainConfig")
     if recipe.sample.split != "train":
         check_label_free(recipe, source)
-    _check_paraphrases(recipe, source)
+    check_paraphrases(recipe, source)
     from sharpen.monitor.watch import validate_monitors  # here: it loads the monitor registry
 
     recipe.monitors = validate_monitors(recipe.monitors, source)
-    _check_adapt(recipe, source)
-    if recipe.executor == "ray" and recipe.engine.kind != "hf":  # actors hold hf engines (sharpen.executors)
-        detail = f"ray shards engine.kind=hf only (got {recipe.engine.kind}); set engine.kind=hf or executor=local"
-        raise UserError(f"{source}: executor: {detail}", field="executor", detail=detail, related=("engine.kind",))
-    temp = recipe.objective.temperature
-    if temp is not None and abs(temp - recipe.sample.temperature) > 1e-9:
-        # the sampler's log-probs (pi_old) are at sample.temperature: a different training
-        # temperature makes the importance ratio wrong from the first step
-        detail = f"{temp} must equal sample.temperature ({recipe.sample.temperature}); set both to the same value"
-        raise UserError(f"{source}: objective.temperature: {detail}", field="objective.temperature", detail=detail,
-                        related=("sample.temperature",))
+    check_adapt(recipe, source)
+    check_engine_and_temperature(recipe, source)
     return recipe
-
-
-# feedback that never reads a prompt's answer; builders that do (the gold completion) are refused
-LABEL_FREE_FEEDBACK = {"vote", "co_vote", "harmony", "self_certainty", "likelihood", "judge"}
-GOLD_BUILDERS = {"reference", "spin_pairs"}
-
-
-def check_label_free(recipe: Recipe, source: str) -> None:
-    """Training on eval or holdout questions is test-time training (TTRL): it may use their
-    text, never their answers, or the held-out measurement would be measuring the labels."""
-    fb = recipe.feedback
-    kinds = [p.kind for p in fb.parts] if fb.kind == "combine" else [fb.kind]
-    used = [k for k in kinds if k not in LABEL_FREE_FEEDBACK] + [recipe.build.kind] * (recipe.build.kind in GOLD_BUILDERS)
-    if used:
-        detail = (f"{recipe.sample.split!r} trains on held-out questions, but {', '.join(used)} reads their answers; "
-                  f"use label-free feedback ({', '.join(sorted(LABEL_FREE_FEEDBACK))}) or sample.split=train")
-        raise UserError(f"{source}: sample.split: {detail}", field="sample.split", detail=detail)
-# feedback that votes over equivalent questions: the task must rephrase (`paraphrases` or `paraphrase`)
-PARAPHRASE_FEEDBACK = {"co_vote", "harmony"}
-
-
-def _check_paraphrases(recipe: Recipe, source: str) -> None:
-    """Co-Reward / Self-Harmony on a task that cannot rephrase its questions would fail only
-    after round 0; say so at load time (when the task's factory declares its class)."""
-    fb = recipe.feedback
-    kinds = {p.kind for p in [*getattr(fb, "parts", []), fb, *fb.audit]} & PARAPHRASE_FEEDBACK
-    if not kinds:
-        return
-    try:
-        cls = get_type_hints(TASKS.get(recipe.task.name).fn).get("return")
-    except Exception:  # a plugin task without resolvable annotations: the feedback checks at run time
-        return
-    if isinstance(cls, type) and not (hasattr(cls, "paraphrases") or hasattr(cls, "paraphrase")):
-        detail = (f"{', '.join(sorted(kinds))} votes over rephrased questions, but task {recipe.task.name!r} "
-                  "has no paraphrases; use feedback: vote or a task with task.paraphrases")
-        raise UserError(f"{source}: feedback.kind: {detail}", field="feedback.kind", detail=detail, related=("task.name",))
-
-
-def _check_adapt(recipe: Recipe, source: str) -> None:
-    """B-STaR's knobs must be knobs the recipe has: a build threshold, a free sampling temperature."""
-    if recipe.adapt is None:
-        return
-    if "threshold" not in type(recipe.build).model_fields:
-        detail = f"build.kind {recipe.build.kind!r} has no threshold to adapt; use build.kind: sft"
-        raise UserError(f"{source}: adapt: {detail}", field="adapt", detail=detail, related=("build.kind",))
-    if recipe.objective.temperature is not None:
-        detail = "the objective's temperature must follow sample.temperature, which adapt changes; unset objective.temperature"
-        raise UserError(f"{source}: adapt: {detail}", field="adapt", detail=detail, related=("objective.temperature",))
 
 
 def load_recipe(ref: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
@@ -343,16 +278,4 @@ def load_recipe(ref: str | Path | dict[str, Any], overrides: list[str] | None = 
     try:
         return validate_recipe(data, source)
     except UserError as err:
-        raise _blame_override(err, overrides) from None
-
-
-def _blame_override(err: UserError, overrides: list[str]) -> UserError:
-    """Name the override a bad field came from (`override 'sample.n=-1': sample.n: ...`),
-    not the recipe file, which may be fine."""
-    if err.field is None:
-        return err
-    for item in reversed(overrides):  # the last override of a key is the one that counts
-        key = item.partition("=")[0].strip()
-        if any(f == key or f.startswith(key + ".") or key.startswith(f + ".") for f in (err.field, *err.related)):
-            return UserError(f"override {item!r}: {err.field}: {err.detail}", field=err.field, detail=err.detail)
-    return err
+        raise blame_override(err, overrides) from None

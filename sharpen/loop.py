@@ -24,6 +24,7 @@ import yaml
 
 from sharpen.anchor import anchor_samples
 from sharpen.config import Recipe
+from sharpen.engines.openai_client import scrub_keys
 from sharpen.errors import UserError
 from sharpen.executors import make_executor
 from sharpen.feedback.score import run_feedback, score_round
@@ -84,7 +85,7 @@ def run(recipe: Recipe, out: str | Path | None = None, log: Log = print, progres
                 rundir.remove_new(existed)  # a bad input found late (e.g. corrupt weights): leave nothing behind
             raise
         except Exception as exc:
-            exc.sharpen_log = rundir.write_error_log(traceback.format_exc())  # type: ignore[attr-defined]
+            exc.sharpen_log = rundir.write_error_log(scrub_keys(traceback.format_exc(), recipe))  # type: ignore[attr-defined]
             raise
     return path
 

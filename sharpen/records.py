@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from sharpen.config import Recipe, apply_overrides, validate_recipe
+from sharpen.overrides import masked_override, secret_override_keys
 from sharpen.errors import UserError
 from sharpen.rundir import RunDir
 from sharpen.types import Scored
@@ -69,7 +70,8 @@ def check_same_recipe(rundir: RunDir, recipe: Recipe) -> None:
         raise UserError(f"{rundir.config_path}: run was started with a different recipe (differs in {', '.join(diff)}); use a new run.out")
 
 
-RESUME_KEYS = ("rounds", "executor", "run.threads", "ray")  # where and how long a run computes, never what
+# where and how long a run computes, never what; and the keys, which config.yaml never holds
+RESUME_KEYS = ("rounds", "executor", "run.threads", "ray", *secret_override_keys())
 
 
 def load_run_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -82,6 +84,7 @@ def load_run_recipe(path: str | Path, overrides: list[str] | None = None) -> Rec
     for o in allowed:
         key = o.split("=", 1)[0]
         if not any(key == k or key.startswith(k + ".") for k in RESUME_KEYS):
-            raise UserError(f"override {o!r}: a resumed run keeps its recipe; only rounds=N, run.threads=N, executor and ray.* may change")
+            raise UserError(f"override {masked_override(o)!r}: a resumed run keeps its recipe; only rounds=N, "
+                            "run.threads=N, executor, ray.* and the API keys (engine.api_key, feedback.api_key) may change")
     apply_overrides(data, allowed)
     return validate_recipe(data, str(rundir.config_path))

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from sharpen import api
-from sharpen.cli import eval_config, main, task_config
+from sharpen.cli import eval_config, task_config
 from tests.conftest import run_cli
 
 

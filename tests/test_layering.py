@@ -54,7 +54,6 @@ def test_leaf_modules_import_nothing_of_sharpen():
         assert not [m for _, m in imported_modules(PACKAGE / name) if is_under(m, "sharpen")], name
 
 
-@pytest.mark.xfail(reason="sharpen/loop.py, config.py and cli.py are being split (issue 19, item 5)", strict=False)
 def test_no_module_is_over_300_lines():
     long = {str(path.relative_to(PACKAGE.parent)): n for path in sorted(PACKAGE.rglob("*.py"))
             if (n := len(path.read_text().splitlines())) > MAX_LINES}

@@ -48,7 +48,8 @@ def run(recipe: str = typer.Argument(..., help="built-in recipe name or path to 
 
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="a run directory"),
-           overrides: Optional[list[str]] = typer.Argument(None, help="only rounds=N or run.threads=N")) -> None:
+           overrides: Optional[list[str]] = typer.Argument(None, help="only rounds=N, run.threads=N, executor=..., ray.*=... or a key "
+                                                               "(engine.api_key=..., never written to the run)")) -> None:
     """Continue a run at its first incomplete round."""
     from sharpen import api
     from sharpen.progress import RichProgress

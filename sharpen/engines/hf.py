@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import torch
 
 from sharpen.engines.sampler import sample_ids
 from sharpen.errors import UserError, is_out_of_memory

@@ -15,13 +15,18 @@ Log-prob semantics (`Completion.logprobs`) depend on the server, not on this cli
   ops/topk_topp_sampler.py).
 - Other servers differ again. So this engine sets `syncs_weights = False`: the loop skips
   the probe check and GRPO recomputes pi_old with the trainer rather than trusting these.
+
+The client, its key (never written, never a worker's argument) and the one-line errors of
+a failed request are `sharpen.engines.openai_client`'s, shared with the openai judge.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable, Literal, Sequence
 
+from pydantic import SecretStr
+
+from sharpen.engines.openai_client import guarded, make_client
 from sharpen.errors import UserError
 from sharpen.types import Completion, PolicyModel, SamplingParams
 
@@ -32,18 +37,12 @@ class OpenAIEngine:
     name = "openai"
     syncs_weights = False
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, tokenizer: Any = None,
+    def __init__(self, base_url: str, model: str, *, api_key: str | SecretStr | None = None, tokenizer: Any = None,
                  prompt_format: Literal["chat", "raw"] = "chat", system_prompt: str | None = None,
                  stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (), timeout: float = 60.0,
                  max_retries: int = 2, concurrency: int = 8, extra_body: dict[str, Any] | None = None) -> None:
-        try:
-            import openai
-        except ImportError:
-            raise UserError("engine: openai: the `openai` package is missing; pip install openai",
-                            field="engine") from None
         if prompt_format not in ("chat", "raw"):
             raise UserError(f"engine.prompt_format: {prompt_format!r}; use chat or raw", field="engine.prompt_format")
-        self._openai = openai
         self.base_url, self.model = base_url.rstrip("/"), model
         self.tokenizer, self.system_prompt = tokenizer, system_prompt
         self.chat = prompt_format == "chat" and bool(getattr(tokenizer, "chat_template", None))
@@ -52,8 +51,7 @@ class OpenAIEngine:
         self.extra_body = dict(extra_body or {})
         if stop_token_ids:
             self.extra_body["stop_token_ids"] = list(stop_token_ids)
-        self.client = openai.OpenAI(base_url=self.base_url, timeout=timeout, max_retries=max_retries,
-                                    api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY")
+        self.client = make_client(self.base_url, api_key, timeout=timeout, max_retries=max_retries, field="engine")
 
     def render(self, prompt: str) -> str:
         """The text sent: the chat template applied locally when there is one, else the raw prompt.
@@ -87,13 +85,11 @@ class OpenAIEngine:
 
     def _one(self, prompt: str, params: SamplingParams, seed: int) -> list[Completion]:
         """Prompt `prompt`'s n samples: one request, so `seed` alone decides them (not batching)."""
-        try:
-            resp = self.client.completions.create(
-                model=self.model, prompt=self.render(prompt), n=params.n, seed=seed, logprobs=1,
-                temperature=params.temperature if params.temperature > 0 else 0.0, top_p=params.top_p,
-                max_tokens=params.max_new_tokens, stop=self.stop or None, extra_body=self.extra_body or None)
-        except self._openai.APIError as err:
-            raise self._user_error(err) from None
+        resp = guarded(self.client, lambda: self.client.completions.create(
+            model=self.model, prompt=self.render(prompt), n=params.n, seed=seed, logprobs=1,
+            temperature=params.temperature if params.temperature > 0 else 0.0, top_p=params.top_p,
+            max_tokens=params.max_new_tokens, stop=self.stop or None, extra_body=self.extra_body or None),
+            section="engine", model=self.model)
         choices = sorted(resp.choices, key=lambda c: c.index)
         return [self._completion(c) for c in choices]
 
@@ -118,35 +114,6 @@ class OpenAIEngine:
             ids = []
         return Completion(text=choice.text, token_ids=ids, logprobs=logprobs, finished=finished)
 
-    def _user_error(self, err: Exception) -> UserError:
-        """A one-line UserError naming the field to fix (the CLI prints it without a traceback)."""
-        o = self._openai
-        if isinstance(err, o.APIConnectionError):  # includes APITimeoutError
-            reason = "timed out" if isinstance(err, o.APITimeoutError) else _root_cause(err)
-            return UserError(f"engine.base_url: cannot reach {self.base_url} ({reason}); "
-                             "start the server or fix engine.base_url", field="engine.base_url", detail=reason)
-        status = getattr(err, "status_code", None)
-        body = getattr(err, "body", None)
-        message = body.get("message") if isinstance(body, dict) and body.get("message") else getattr(err, "message", err)
-        message = " ".join(str(message).split())[:200]
-        if status == 404 and "model" in message.lower():
-            served = self._served_models()
-            hint = f"set it to one the server serves: {', '.join(served)}" if served else "fix engine.model"
-            return UserError(f"engine.model: {self.base_url} has no model {self.model!r} ({message}); {hint}",
-                             field="engine.model", detail=message)
-        if status in (401, 403):
-            return UserError(f"engine.api_key: {self.base_url} refused the key (HTTP {status}: {message}); "
-                             "set engine.api_key or OPENAI_API_KEY", field="engine.api_key", detail=message)
-        return UserError(f"engine.base_url: {self.base_url} answered HTTP {status} ({message}); "
-                         "check the server and engine.base_url (the API root, e.g. http://host:8000/v1)",
-                         field="engine.base_url", detail=message)
-
-    def _served_models(self) -> list[str]:
-        try:
-            return sorted(m.id for m in self.client.models.list())
-        except Exception:  # best effort: only a hint in an error message
-            return []
-
     def sync(self, policy: PolicyModel) -> None:
         """No-op: the server samples its own weights, which this run does not train."""
 
@@ -156,10 +123,3 @@ class OpenAIEngine:
     def close(self) -> None:
         self.client.close()
 
-
-def _root_cause(err: BaseException) -> str:
-    """The innermost cause's message (e.g. 'Connection refused'), not the client's generic one."""
-    while err.__cause__ is not None or err.__context__ is not None:
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:160]

@@ -11,15 +11,15 @@ directory, or an OpenAI-compatible server (`openai`: top log-probs of its first 
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from sharpen.engines.openai_client import ApiKey, check_env_name, guarded, key_from_env, make_client
 from sharpen.errors import UserError
 from sharpen.feedback.base import FeedbackConfig
 from sharpen.feedback.verifier import relabel, verify
@@ -45,13 +45,19 @@ class JudgeConfig(FeedbackConfig):
     dtype: str = Field("auto", description="checkpoint judge: float32, bfloat16 or auto")
     base_url: str | None = Field(None, description="openai: the server's API root, e.g. http://127.0.0.1:8000/v1")
     model_name: str | None = Field(None, description="openai: the served model's name")
-    api_key: str | None = Field(None, description="openai: API key (default $OPENAI_API_KEY, else 'EMPTY')")
+    api_key: ApiKey = Field(None, description="openai: the API key; never written (config.yaml holds null), so a resumed "
+                                              "run needs it again (default: $OPENAI_API_KEY, else 'EMPTY')")
+    api_key_env: str | None = Field(None, description="openai: the environment variable holding the key, e.g. MY_KEY "
+                                                      "(the name is written, the value read at load)")
     concurrency: int = Field(8, gt=0, description="openai: requests in flight")
+
+    _env_name = field_validator("api_key_env")(check_env_name)
 
     @model_validator(mode="after")
     def _judge_exists(self) -> "JudgeConfig":
         if self.model == "openai" and (not self.base_url or not self.model_name):
             raise ValueError("model openai needs base_url and model_name")
+        self.api_key = key_from_env(self.api_key, self.api_key_env, used=self.model == "openai", section="feedback")
         if self.model not in NAMED_JUDGES and not Path(self.model).expanduser().is_dir():
             raise ValueError(f"{self.model!r} is neither {', '.join(NAMED_JUDGES)} nor a checkpoint directory")
         if self.mode == "expected_score" and (len(self.scores) < 2 or len(set(self.scores)) < len(self.scores)):
@@ -114,21 +120,13 @@ def openai_probs(cfg: JudgeConfig, texts: list[str], groups: list[list[str]]) ->
     """[B, G] from the server's top-20 log-probs of the first generated token (max_tokens 1,
     temperature 0). A verdict counts when a top token is exactly one of its strings; a token
     outside the top 20 counts as probability 0."""
-    import openai
-
-    client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-                           timeout=60.0, max_retries=2)
+    client = make_client(str(cfg.base_url), cfg.api_key, timeout=60.0, max_retries=2, field="feedback")
     owner = {v: k for k, g in enumerate(groups) for v in g}
 
     def one(text: str) -> list[float]:
-        try:
-            resp = client.completions.create(model=cfg.model_name, prompt=text, max_tokens=1, temperature=0.0,
-                                             logprobs=TOP_LOGPROBS)
-        except openai.APIError as err:
-            status = getattr(err, "status_code", None)
-            reason = f"HTTP {status}" if status else " ".join(str(err).split())[:160]
-            raise UserError(f"feedback.base_url: the judge server {cfg.base_url} failed ({reason}); "
-                            "check feedback.base_url and feedback.model_name", field="feedback.base_url") from None
+        resp = guarded(client, lambda: client.completions.create(
+            model=cfg.model_name, prompt=text, max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS),
+            section="feedback", model=str(cfg.model_name), model_field="model_name")
         lp = resp.choices[0].logprobs if resp.choices else None
         top = (lp.top_logprobs or [None])[0] if lp is not None else None
         row = [0.0] * len(groups)

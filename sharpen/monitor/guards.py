@@ -19,7 +19,6 @@ from sharpen.monitor.base import Decision, MonitorConfig, MonitorResult, RoundVi
 from sharpen.monitor.metrics import evaluate_split
 from sharpen.registry import MONITORS, TASKS
 from sharpen.seeds import derive_seed
-from sharpen.types import SamplingParams
 
 
 class ForgettingConfig(MonitorConfig):

@@ -8,6 +8,7 @@ loads nothing from the network. Several run directories overlay as `compare` doe
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,15 @@ td,th{border:1px solid #ccc;padding:2px 7px;text-align:right}pre{background:#f6f
 img{max-width:100%}.event{color:#a00}"""
 
 
+# `api_key: <anything but null>` in block style, as yaml.safe_dump writes config.yaml
+_KEY_LINE = re.compile(r"^(\s*(?:-\s+)?api_key:)[ \t]*(?!null[ \t]*$)\S.*$", re.MULTILINE)
+
+
+def _config_text(path: Path) -> str:
+    """config.yaml as shown: runs written before keys were dropped from it may still hold one."""
+    return _KEY_LINE.sub(r"\1 null  # (a key; not shown)", path.read_text()) if path.exists() else ""
+
+
 def render(run_dirs: dict[str, Path]) -> str:
     """The page for runs {label: run directory}."""
     runs = {name: RunDir(p).metrics() for name, p in run_dirs.items()}
@@ -121,7 +131,7 @@ def render(run_dirs: dict[str, Path]) -> str:
     guard = _table(["run", "round", "monitor", "decision", "reason"], ev) if ev else "<p>No guard fired.</p>"
     configs = "".join(
         f"<details{' open' if len(run_dirs) == 1 else ''}><summary>{html.escape(name)}: config.yaml</summary>"
-        f"<pre>{html.escape(RunDir(p).config_path.read_text()) if RunDir(p).config_path.exists() else ''}</pre></details>"
+        f"<pre>{html.escape(_config_text(RunDir(p).config_path))}</pre></details>"
         for name, p in run_dirs.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sharpen: {html.escape(title)}</title>
 <style>{STYLE}</style></head><body><h1>sharpen report: {html.escape(title)}</h1>

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Literal
 

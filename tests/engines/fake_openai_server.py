@@ -9,6 +9,8 @@ before top-p (sharpen's convention). Like vLLM, special tokens (eos, and any oth
 untrained model emits) are in `tokens` and `token_logprobs` but not in `text`, and
 `return_tokens_as_token_ids` makes `tokens` "token_id:N" strings. `logprobs: k` returns, per
 position, the k (at most 20) most likely tokens' log-probs and the sampled one's. Work is bounded (n, max_tokens, context are capped).
+With `api_key`, every request must carry `Authorization: Bearer <api_key>` (else 401, as
+OpenAI answers); the keys requests carried are appended to `keys`.
 """
 from __future__ import annotations
 
@@ -103,10 +105,20 @@ class FakeOpenAIServer:
                      "model": self.model_name, "choices": choices}
 
 
-def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
+def _handler(server: FakeOpenAIServer, api_key: str | None, keys: list[str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:  # quiet test output
             pass
+
+        def _refused(self) -> bool:
+            """401 unless the request carries the key (when the server has one)."""
+            given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            keys.append(given)
+            if api_key is None or given == api_key:
+                return False
+            self._send(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                                       "code": "invalid_api_key"}})
+            return True
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
@@ -117,6 +129,8 @@ def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if self._refused():
+                return
             if self.path.rstrip("/") == "/v1/models":
                 self._send(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
             else:
@@ -124,11 +138,14 @@ def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = min(int(self.headers.get("Content-Length") or 0), 1 << 20)
+            body_bytes = self.rfile.read(length)
+            if self._refused():
+                return
             if self.path.rstrip("/") != "/v1/completions":
                 self._send(404, {"error": {"message": "Not Found", "code": 404}})
                 return
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(body_bytes or b"{}")
             except json.JSONDecodeError as err:
                 self._send(400, {"error": {"message": f"bad JSON: {err}", "code": 400}})
                 return
@@ -138,12 +155,13 @@ def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(model: Any, tokenizer: Any, model_name: str = "tiny",
-          requests: list[dict[str, Any]] | None = None) -> Iterator[str]:
+def serve(model: Any, tokenizer: Any, model_name: str = "tiny", requests: list[dict[str, Any]] | None = None,
+          api_key: str | None = None, keys: list[str] | None = None) -> Iterator[str]:
     """The base URL (ending in /v1) while the block runs, on loopback only; each request
-    body is appended to `requests` when given."""
+    body is appended to `requests` and each request's key to `keys` when given. With
+    `api_key`, a request without that key gets 401."""
     fake = FakeOpenAIServer(model.eval(), tokenizer, model_name, requests if requests is not None else [])
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake, api_key, keys if keys is not None else []))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -4,7 +4,7 @@ import torch
 from sharpen.feedback.likelihood import LikelihoodConfig, likelihood
 from sharpen.policy import new_tiny_policy
 from sharpen.types import Prompt, Sample
-from sharpen.engines.hf import greedy, sample
+from sharpen.engines.hf import sample
 
 
 class TokenValuePolicy:

@@ -5,7 +5,6 @@ B-STaR run resuming to the same temperatures and thresholds."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys

@@ -8,7 +8,7 @@ import torch
 
 from sharpen.objectives.grpo import GRPOConfig, grpo, grpo_loss
 from sharpen.types import RLGroup
-from sharpen.engines.hf import greedy, sample
+from sharpen.engines.hf import sample
 
 # Two sequences, old log-probs 0, so rho = exp(logprobs):
 #   seq 1 (A = +1): rho = [1.5, 0.9]  -> per-token -min(rho A, clip(rho) A) = [-1.2, -0.9]

@@ -7,7 +7,7 @@ from safetensors.torch import load as load_safetensors, save_file
 
 from sharpen.errors import UserError
 from sharpen.policy import Policy, new_tiny_policy, tiny_config
-from sharpen.engines.hf import greedy, sample
+from sharpen.engines.hf import sample
 
 
 @pytest.fixture(scope="module")
