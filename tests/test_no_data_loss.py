@@ -164,3 +164,18 @@ def test_a_late_user_error_keeps_a_resumed_run(capsys, monkeypatch, tiny_checkpo
     one_line_error(code, err, "objective.lr")
     assert {k: v for k, v in snapshot(run).items() if k != "run.lock" and k != "config.yaml"} == \
            {k: v for k, v in before.items() if k != "config.yaml"}
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "a\\b", " "])
+def test_a_recipe_name_cannot_put_the_run_outside_runs(capsys, monkeypatch, tiny_checkpoint, tmp_path, name):
+    """The run directory is runs/<name>-<time>: a name with a separator or '..' is refused
+    before anything is written, here or anywhere above."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    recipe = work / "r.yaml"
+    recipe.write_text(f"name: {name!r}\ntask: {{name: arithmetic}}\nbuild: {{kind: sft}}\nobjective: {{kind: sft}}\n")
+    before = snapshot(tmp_path)
+    code, _, err = run_cli(capsys, monkeypatch, "run", recipe, *MICRO, f"policy.path={tiny_checkpoint}")
+    one_line_error(code, err, "name", "plain name")
+    assert snapshot(tmp_path) == before
