@@ -1,5 +1,5 @@
 """Does SFT-sharpening move greedy accuracy toward the seed model's best-of-N-by-likelihood
-accuracy (METHODS.md section 6)? Prints, on the holdout split: the seed's greedy accuracy,
+accuracy? Prints, on the holdout split: the seed's greedy accuracy,
 its best-of-N accuracy when the pick is the sample with the highest sequence log-prob
 (no labels), a random pick (plain sampling), pass@N (the ceiling), and, for each given
 sharpening run directory, greedy accuracy per round.

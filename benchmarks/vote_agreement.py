@@ -4,7 +4,7 @@ Samples N answers per train prompt from a checkpoint (engine hf, seeded per prom
 loop seeds them) and prints, per agreement level (the share of the N votes that went to the
 majority answer), how many prompts reach it and how often their majority is right. A vote
 threshold (`feedback.min_agreement`) trades coverage for label precision; the label
-accuracy at each threshold bounds what a label-free round can teach (METHODS §5, §6).
+accuracy at each threshold bounds what a label-free round can teach.
 
     python benchmarks/vote_agreement.py --checkpoint DIR [--n 16] [--prompts 1000] [--temperature 0.8 0.5]
                                         [--equivalents 1 4 16 32]

@@ -1,6 +1,6 @@
 """The initial model's samples, kept for the whole run (Temporal Self-Rewarding's anchor).
 
-Temporal Self-Rewarding (METHODS §3) fixes the rejected side of each pair to a low-scored
+Temporal Self-Rewarding fixes the rejected side of each pair to a low-scored
 output of the *initial* model M0, so the chosen-rejected gap does not shrink as both
 improve. Every round's training prompts are known in advance (a task's train batch is a
 function of the round), so round 1, whose engine still holds M0's weights, samples the

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sharpen.builders.base import BuildConfig
 from sharpen.engines.openai_client import ApiKey, check_env_name, key_from_env
-from sharpen.errors import UserError
+from sharpen.errors import UserError, field_error, one_line
 from sharpen.overrides import apply_overrides as _apply
 from sharpen.overrides import blame_override, is_secret_key
 from sharpen.recipe_checks import check_adapt, check_engine_and_temperature, check_label_free, check_paraphrases
@@ -185,7 +185,7 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc if not str(x).startswith("function-"))
 
 
-def _one_line(source: str, prefix: str, err: ValidationError) -> UserError:
+def _validation_error(source: str, prefix: str, err: ValidationError) -> UserError:
     e = err.errors()[0]
     field = ".".join(p for p in (prefix, _where(e["loc"])) if p)
     msg = e["msg"]
@@ -195,7 +195,7 @@ def _one_line(source: str, prefix: str, err: ValidationError) -> UserError:
         msg = "missing: add it to the recipe or pass " + f"{field}=..."
     elif "input" in e and not isinstance(e["input"], (dict, list)) and not is_secret_key(field):
         msg += f" (got {e['input']!r})"
-    return UserError(f"{source}: {field}: {msg}", field=field, detail=msg)
+    return field_error(source, field, msg)
 
 
 def _validate_part(source: str, part: str, value: Any) -> BaseModel:
@@ -206,17 +206,16 @@ def _validate_part(source: str, part: str, value: Any) -> BaseModel:
         raise UserError(f"{source}: {part}: expected a mapping with `{key}:` (got {value!r})")
     name = value.get(key)
     if name is None:
-        detail = f"missing; one of {', '.join(registry.names())}"
-        raise UserError(f"{source}: {part}.{key}: {detail}", field=f"{part}.{key}", detail=detail)
+        raise field_error(source, f"{part}.{key}", f"missing; one of {', '.join(registry.names())}")
     try:
         entry = registry.get(str(name))
     except KeyError:
-        detail = f"unknown {registry.part} {name!r}; one of {', '.join(registry.names())}"
-        raise UserError(f"{source}: {part}.{key}: {detail}", field=f"{part}.{key}", detail=detail) from None
+        raise field_error(source, f"{part}.{key}", f"unknown {registry.part} {name!r}; "
+                          f"one of {', '.join(registry.names())}") from None
     try:
         return entry.config.model_validate(value)
     except ValidationError as err:
-        raise _one_line(source, part, err) from None
+        raise _validation_error(source, part, err) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -237,7 +236,7 @@ def read_recipe_file(ref: str) -> tuple[str, dict[str, Any]]:
         line = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read recipe ({exc})") from None
+        raise UserError(f"{path}: cannot read recipe ({one_line(exc)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe is a YAML mapping (name:, task:, build:, objective:, ...)")
     return str(path), data
@@ -247,7 +246,7 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
-        raise _one_line(source, "", err) from None
+        raise _validation_error(source, "", err) from None
     for part in PARTS:
         setattr(recipe, part, _validate_part(source, part, getattr(recipe, part)))
     if not isinstance(recipe.build, BuildConfig):  # the loop reads uses_samples from it

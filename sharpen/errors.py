@@ -3,6 +3,7 @@ it without a traceback and exits with code 2."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -34,17 +35,36 @@ def field_error(source: str, field: str, detail: str, related: tuple[str, ...] =
     return UserError(f"{source}: {field}: {detail}", field=field, detail=detail, related=related)
 
 
-def read_user_text(path: str | os.PathLike[str], what: str, fix: str) -> str:
+def one_line(text: object, limit: int = 200) -> str:
+    """Any message (an exception's, a server's) squeezed to one line of at most `limit` characters."""
+    flat = " ".join(str(text).split()) or (type(text).__name__ if isinstance(text, BaseException) else "")
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def user_file(path: str | os.PathLike[str], what: str, fix: str, field: str | None = None) -> Path:
+    """`path` if it is a file, else one line: `<field>: no such <what> '<path>' (relative to
+    <cwd>); <fix>`."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        where = " (it is a folder)" if p.is_dir() else f" (relative to {Path.cwd()})" if not p.is_absolute() else ""
+        raise UserError(f"{field + ': ' if field else ''}no such {what} {str(p)!r}{where}; {fix}", field=field)
+    return p
+
+
+def decode_text(data: bytes, path: str | os.PathLike[str], what: str) -> str:
+    """UTF-8 text, or one line naming the file and the byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def read_user_text(path: str | os.PathLike[str], what: str, fix: str, field: str | None = None) -> str:
     """A user's text file, or one line naming it: missing, a folder, unreadable or not UTF-8.
     `what` says what the file is ("task file"), `fix` what to do instead."""
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: no such {what}{' (it is a folder)' if p.is_dir() else ''}; {fix}")
+    p = user_file(path, what, fix, field)
     try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{p}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        data = p.read_bytes()
     except OSError as exc:
         raise UserError(f"{p}: cannot read {what} ({exc.strerror}); {fix}") from None
+    return decode_text(data, p, what)

@@ -1,6 +1,6 @@
 """`sharpen seed`: train the built-in tiny model from scratch to *partial* competence.
 
-STaR-style methods only amplify what the model has begun to learn (calibration.md: a
+STaR-style methods only amplify what the model has begun to learn (benchmarks/seed_calibration.py: a
 seed with 0-7% on addition gained +1 point), and a from-scratch model's accuracy jumps
 within ~50 steps at a point that varies by seed. So seeding runs a fixed, deterministic
 step schedule (never a time budget): check greedy accuracy every `check_every` steps,

@@ -1,4 +1,4 @@
-"""Inference-time selection (METHODS §7): sample N completions per prompt, keep one answer.
+"""Inference-time selection: sample N completions per prompt, keep one answer.
 
 Methods: `greedy` (the greedy decode, no selection; the baseline every method must beat),
 `vote` (self-consistency: the majority answer), `certainty` (best-of-N by self-certainty,

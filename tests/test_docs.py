@@ -115,3 +115,12 @@ def test_the_checker_sees_broken_links_and_anchors(tmp_path, monkeypatch):
     assert broken_links(page) == ["p.md: missing.md (no such file)",
                                   "p.md: a.md#nowhere (no heading #nowhere in a.md)",
                                   "p.md: ../elsewhere.md (outside the repository)"]
+
+
+def test_no_docstring_cites_files_outside_the_repository():
+    """The code's comments and docstrings cite docs/ or benchmarks/, never the design notes
+    that live outside the repository (METHODS §N, shared/notes/...)."""
+    cited = re.compile(r"METHODS(\.md)? (§|section )\d|shared/notes/|DESIGN\.md|calibration\.md")
+    bad = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "sharpen").rglob("*.py"))
+           for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1) if cited.search(line)]
+    assert not bad, bad

@@ -1,4 +1,4 @@
-"""CREAM pairs (Wang et al., 2024; METHODS §3): self-rewarding pairs trusted only as far as
+"""CREAM pairs (Wang et al., 2024): self-rewarding pairs trusted only as far as
 this round's and the last round's rankings agree.
 
 Best vs worst by this round's reward, as in Self-Rewarding; each pair carries a confidence

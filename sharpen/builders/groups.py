@@ -2,7 +2,7 @@
 
 Advantages are computed here, before the loss, as TRL's GRPOTrainer does. Groups whose
 rewards are all equal have zero advantage everywhere and give no policy gradient, so
-they are dropped and counted (DAPO's dynamic-sampling filter, METHODS §5).
+they are dropped and counted (DAPO's dynamic-sampling filter).
 """
 from __future__ import annotations
 

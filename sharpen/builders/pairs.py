@@ -1,5 +1,5 @@
 """Preference pairs: best vs worst of a prompt's samples (iterative DPO, DNO) and SPIN's
-gold-vs-own pairs (METHODS §4)."""
+gold-vs-own pairs."""
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -2,7 +2,7 @@
 
 Rejection sampling keeps what the feedback accepts; best-of-n keeps each prompt's top
 samples whatever their reward, which with a self-reward (the policy's own likelihood) is
-SFT-sharpening (METHODS §6). Both are the same filter: rank, dedupe, cap.
+SFT-sharpening. Both are the same filter: rank, dedupe, cap.
 """
 from __future__ import annotations
 

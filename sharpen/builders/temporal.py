@@ -1,4 +1,4 @@
-"""Temporal Self-Rewarding pairs (Wang et al., 2025; METHODS §3): the rejected side is
+"""Temporal Self-Rewarding pairs (Wang et al., 2025): the rejected side is
 anchored to the initial model.
 
 In plain self-rewarding, chosen and rejected improve together, so their gap (and the DPO

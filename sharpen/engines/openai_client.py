@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Iterator
 
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, SecretStr
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, one_line
 
 from sharpen.overrides import SECRET_FIELD
 PRIVATE_PREFIX = "SHARPEN_API_KEY_"  # + a hash of the server's URL: see private_env_name
@@ -169,7 +169,7 @@ def api_error(err: Exception, client: Any, *, section: str, model: str, model_fi
     status = getattr(err, "status_code", None)
     body = getattr(err, "body", None)
     message = body.get("message") if isinstance(body, dict) and body.get("message") else getattr(err, "message", err)
-    message = _scrub(" ".join(str(message).split())[:200], key)
+    message = _scrub(one_line(message), key)
     if status == 404 and "model" in message.lower():
         served = served_models(client)
         hint = f"set it to one the server serves: {', '.join(served)}" if served else f"fix {section}.{model_field}"
@@ -210,5 +210,4 @@ def _root_cause(err: BaseException) -> str:
     """The innermost cause's message (e.g. 'Connection refused'), not the client's generic one."""
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:160]
+    return one_line(err, 160)

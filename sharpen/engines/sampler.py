@@ -2,7 +2,7 @@
 with per-token log-probs.
 
 Rollouts dominate a self-improvement round, and on CPU the step is compute-bound at
-large batches (shared/notes/calibration.md), so the wins are in not computing what is
+large batches (benchmarks/seed_calibration.py), so the wins are in not computing what is
 not needed, each of which `model.generate` pays for:
 
 - the prompt prefix is prefilled ONCE per prompt and its KV cache repeated n times

@@ -1,4 +1,4 @@
-"""Co-Reward (Zhang et al., 2025; METHODS §5): vote labels cross-checked between a question
+"""Co-Reward (Zhang et al., 2025): vote labels cross-checked between a question
 and equivalent rephrasings of it.
 
 Each prompt's rollouts are rewarded by agreement with the majority answer of its

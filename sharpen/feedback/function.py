@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, user_file
 from sharpen.feedback.base import FeedbackConfig
 from sharpen.feedback.verifier import relabel, verify
 from sharpen.registry import FEEDBACK
@@ -69,8 +69,11 @@ def load_function(spec: str) -> Callable[..., Any]:
     if not sep or not where or not attr:
         raise ValueError("expected 'package.module:function' or 'path/to/file.py:function'")
     file = Path(where).resolve() if where.endswith(".py") or "/" in where or os.sep in where else None
-    if file is not None and not file.is_file():
-        raise ValueError(f"no such file {where!r} (relative to {os.getcwd()})")
+    if file is not None:
+        try:
+            user_file(where, "file", "fix the path before the ':'")
+        except UserError as err:
+            raise ValueError(str(err)) from None
     try:
         obj = _load_file(file) if file is not None else _import(where)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module failed to import: why, in one line

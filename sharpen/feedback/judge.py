@@ -1,4 +1,4 @@
-"""LLM-as-a-judge feedback (Self-Rewarding, CREAM, SSR-Zero; METHODS §3, §5): a model is asked,
+"""LLM-as-a-judge feedback (Self-Rewarding, CREAM, SSR-Zero): a model is asked,
 in the task's judge format, whether an answer is correct, and the reward is its *expected*
 verdict read from one next-token distribution: P(yes) / (P(yes) + P(no)), or the expected
 score over score tokens. Never a parsed sampled number: a sampled score is noisy and, as

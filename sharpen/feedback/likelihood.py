@@ -1,4 +1,4 @@
-"""Self-reward by sequence likelihood: the sharpening view's canonical r_self = log pi(y|x) (METHODS §6).
+"""Self-reward by sequence likelihood: the sharpening view's canonical r_self = log pi(y|x).
 
 Label-free: the reward is the model's own confidence in the whole sample. With the
 best_of_n builder this is SFT-sharpening; `correct` is still recorded from the task so a
@@ -39,7 +39,7 @@ class LikelihoodConfig(FeedbackConfig):
     kind: Literal["likelihood"] = "likelihood"
     normalize: bool = Field(False, description="mean per-token log-prob instead of the sum (removes the bias toward short samples)")
     model: Literal["policy", "base"] = Field(
-        "policy", description="whose likelihood: the current policy, or the run's starting model (log pi_base, METHODS §6)")
+        "policy", description="whose likelihood: the current policy, or the run's starting model (log pi_base)")
     batch_size: int = Field(64, gt=0, description="samples per forward pass")
 
 

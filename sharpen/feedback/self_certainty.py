@@ -1,4 +1,4 @@
-"""Self-certainty reward (Intuitor, Zhao et al. 2025; METHODS §5): how far the model's
+"""Self-certainty reward (Intuitor, Zhao et al. 2025): how far the model's
 next-token distributions are from uniform along its own sample.
 
     SC(o|q) = 1/|o| sum_t KL(U || pi(.|q, o_<t)) = -log V - 1/(|o| V) sum_t sum_j log pi(j|q, o_<t)

@@ -1,4 +1,4 @@
-"""Majority-vote pseudo-labels (TTRL, MM-UPT; METHODS §5): reward agreement with the crowd.
+"""Majority-vote pseudo-labels (TTRL, MM-UPT): reward agreement with the crowd.
 
 Label-free: a prompt's most frequent extracted answer over `n_votes` samples is taken as
 its label, and a sample is rewarded 1 if its answer matches. TTRL votes over many samples

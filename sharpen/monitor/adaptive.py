@@ -1,4 +1,4 @@
-"""B-STaR's adaptive knobs (Zeng et al., 2024; METHODS §2): before each round, pick the
+"""B-STaR's adaptive knobs (Zeng et al., 2024): before each round, pick the
 sampling temperature and the reward threshold that maximise the mean balance score on a
 probe batch of the round's training prompts.
 

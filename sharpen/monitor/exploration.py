@@ -1,4 +1,4 @@
-"""Exploration (B-STaR, METHODS §2 and §13): does the policy still find many, varied correct answers?
+"""Exploration (B-STaR): does the policy still find many, varied correct answers?
 
 Measured on the round's own samples of its training prompts, before training on them:
 pass@k, distinct correct completions and distinct answers per prompt, distinct-n of the

@@ -1,4 +1,4 @@
-"""Guards (METHODS §13): monitors that stop a run, or roll it back, when it goes wrong.
+"""Guards: monitors that stop a run, or roll it back, when it goes wrong.
 
 - forgetting: an anchor evaluation (another task, or ops/difficulties the run does not
   train on) measured every round from round 0; when it falls more than `margin` below its

@@ -1,4 +1,4 @@
-"""Training side of a round (METHODS §13): loss, KL to the reference where the objective
+"""Training side of a round: loss, KL to the reference where the objective
 reports one, and the length of the policy's responses (length drift is the first sign of
 a length-gamed reward)."""
 from __future__ import annotations

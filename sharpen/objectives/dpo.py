@@ -69,7 +69,7 @@ class DPOConfig(TrainConfig):
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="conservative DPO: assumed label-flip rate (sigmoid only)")
     reference: Literal["base", "last"] = Field(
         "last", description="frozen reference: 'last' = the policy at the start of this round (iterative DPO, SPIN, DNO); 'base' = the run's start")
-    rpo_alpha: float | None = Field(None, ge=0, description="RPO: add alpha * mean NLL of the chosen tokens (METHODS §8)")
+    rpo_alpha: float | None = Field(None, ge=0, description="RPO: add alpha * mean NLL of the chosen tokens")
 
     @model_validator(mode="after")
     def _smoothing_is_sigmoid_only(self) -> "DPOConfig":

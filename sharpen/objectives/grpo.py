@@ -1,4 +1,4 @@
-"""GRPO and Dr. GRPO on RL groups (METHODS §5): clipped token ratios, k3 KL, two normalisers.
+"""GRPO and Dr. GRPO on RL groups: clipped token ratios, k3 KL, two normalisers.
 
 Why the loss is written here instead of calling TRL: in TRL 1.16 the GRPO loss exists only
 inside `GRPOTrainer._compute_loss` (trl/trainer/grpo_trainer.py L3020-3292), a method that

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning on kept samples: the M-step of STaR, ReST-EM and RFT (METHODS §1).
+"""Supervised fine-tuning on kept samples: the M-step of STaR, ReST-EM and RFT.
 
 Hand-written rather than TRL's SFTTrainer: the round's data is a few hundred short
 examples on a tiny model, and the SFTTrainer owns dataset loading, its own optimizer and

@@ -2,7 +2,7 @@
 
 auto picks bfloat16 only where it pays: a CUDA device that supports it, or a CPU with
 AVX-512 BF16 / AMX (on this machine's 2 EPYC cores bf16 autocast halved a SmolLM2 training
-step, 12.2 s -> 6.4 s, shared/notes/real-models.md), and only for models of at least
+step, 12.2 s -> 6.4 s, docs/real-models.md), and only for models of at least
 50M parameters: the 0.5M-parameter tiny model's ops are too small to gain, and its
 calibrated float32 numbers stay reproducible.
 """

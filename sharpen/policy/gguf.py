@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, user_file
 from sharpen.paths import cache_root
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -81,9 +81,7 @@ def cached_dir(path: str | Path) -> Path:
 
 
 def _check_file(path: str | Path) -> Path:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"policy.path: no such GGUF file {str(path)!r}; fix the path")
+    path = user_file(path, "GGUF file", "fix the path", field="policy.path")
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)

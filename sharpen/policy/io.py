@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, one_line
 from sharpen.policy.device import resolve_device, resolve_dtype
 from sharpen.policy.lora import apply_lora, is_peft
 
@@ -25,12 +25,6 @@ if TYPE_CHECKING:
     from sharpen.policy.policy import Policy
 
 POLICY_FILE = "sharpen_policy.json"  # prompt format and base directory, next to a round's checkpoint
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    text = text or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 @contextlib.contextmanager
@@ -65,7 +59,7 @@ def _load_model(path: Path) -> PreTrainedModel:
         with _no_progress_bars():
             model, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
     except Exception as err:  # noqa: BLE001 - truncated or corrupt weights, unknown architecture
-        raise UserError(f"checkpoint {path}: cannot load the model weights ({_one_line(err)}); re-save the checkpoint") from None
+        raise UserError(f"checkpoint {path}: cannot load the model weights ({one_line(err)}); re-save the checkpoint") from None
     # transformers only warns when weights are missing and initialises them at random.
     bad = sorted(info.get("missing_keys", ())) + sorted(str(k) for k in info.get("mismatched_keys", ()))
     if bad:
@@ -78,7 +72,7 @@ def _load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(path)
     except Exception as err:  # noqa: BLE001 - any failure here is a bad directory
-        raise UserError(f"checkpoint {path}: cannot load the tokenizer ({_one_line(err)}); save it next to the model with tokenizer.save_pretrained") from None
+        raise UserError(f"checkpoint {path}: cannot load the tokenizer ({one_line(err)}); save it next to the model with tokenizer.save_pretrained") from None
 
 
 def load_checkpoint(path: str | Path, *, device: str = "cpu", dtype: str = "float32", prompt_format: str | None = None,

@@ -1,6 +1,6 @@
 """The built-in tiny model: a small `LlamaForCausalLM` over the character tokenizer.
 
-Sizes are the ones calibrated on 2 CPU cores (shared/notes/calibration.md): 2 layers,
+Sizes are the ones calibrated on 2 CPU cores (benchmarks/seed_calibration.py): 2 layers,
 hidden 128, MLP 512, 4 heads, tied embeddings, ~0.5M parameters. It is an ordinary
 transformers model, so it saves, loads and samples exactly like any HF checkpoint.
 """

@@ -4,7 +4,7 @@ Built with the `tokenizers` library and wrapped in `PreTrainedTokenizerFast`, so
 and loads like any Hugging Face tokenizer (`save_pretrained` / `AutoTokenizer`) and the
 tiny model goes through the same code path as a real checkpoint. Characters keep digit
 positions aligned, which is what lets a ~0.5M-parameter model learn reversed-digit
-arithmetic (shared/notes/calibration.md).
+arithmetic (benchmarks/seed_calibration.py).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The format is chosen so a ~0.5M-parameter character-level transformer trained from
 scratch on CPU reaches *partial* competence in ~400 steps at lr 1e-3 (see
-shared/notes/calibration.md), leaving room for self-training to improve it:
+benchmarks/seed_calibration.py), leaving room for self-training to improve it:
 
 - Every operand is zero-padded to a fixed `width` and written least-significant digit
   first, and so is the answer. The model then emits each digit in the order carries

@@ -17,7 +17,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, decode_text, user_file
 from sharpen.registry import TASKS
 from sharpen.sandbox.functions import FunctionTest, check_functions, function_body
 from sharpen.sandbox.hacking import overrides_dunders, top_level_code
@@ -60,18 +60,14 @@ def bundled_path() -> Path:
 
 def read_lines(path: Path) -> list[str]:
     """Text lines of a .jsonl or gzip-compressed file (detected by its magic bytes)."""
-    if not path.is_file():
-        raise UserError(f"task.path: no such file {str(path)!r} (relative to {Path.cwd()}); fix the path")
+    user_file(path, "file", "fix the path", field="task.path")
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as err:
             raise UserError(f"{path}: corrupt gzip data ({err}); re-download or decompress it to .jsonl") from None
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8 JSONL") from None
+    return decode_text(data, path, "task file").splitlines()
 
 
 def parse_problem(line: str, where: str) -> dict[str, Any]:

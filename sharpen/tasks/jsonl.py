@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from sharpen.errors import UserError
+from sharpen.errors import UserError, read_user_text
 from sharpen.registry import TASKS
 from sharpen.tasks.base import PoolTask, final_answer, json_object
 from sharpen.tasks.splits import split_of
@@ -132,12 +132,7 @@ def parse_row(line: str, path: Path, k: int, cfg: JSONLConfig) -> tuple[str, Pro
 def load_rows(path: str | Path, cfg: JSONLConfig) -> dict[str, list[Prompt]]:
     """Read and check every line, then place each row in its split (file order kept)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"task.path: no such file {str(path)!r} (relative to {Path.cwd()}); fix the path")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8 JSONL") from None
+    lines = read_user_text(path, "file", "fix the path", field="task.path").splitlines()
     pools: dict[str, list[Prompt]] = {s: [] for s in SPLITS}
     first_seen: dict[str, tuple[int, str]] = {}  # prompt -> (line, split): a problem lives in one split
     for k, line in enumerate(lines, start=1):
