@@ -79,6 +79,8 @@ TASK_SEED_DEFAULTS: dict[str, dict[str, Any]] = {
     # starts at ~400-500 steps; the band's floor and the 10% per-level minimum wait for it, so
     # STaR has a foothold on every level (seeds 0 / 1: 500 / 550 steps, eval 42.7 / 41.0%)
     "code": {"band": (0.30, 0.45)},
+    # a 6-step chain is 53 characters ("a74+8=55\n" a step)
+    "chain": {"max_new_tokens": 64},
 }
 
 

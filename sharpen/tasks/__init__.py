@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from sharpen.errors import UserError
 from sharpen.registry import TASKS
-from sharpen.tasks import arithmetic, code, humaneval, jsonl, reasoning_gym  # noqa: F401  (registers tasks)
+from sharpen.tasks import arithmetic, chain, code, humaneval, jsonl, reasoning_gym  # noqa: F401  (registers tasks)
 from sharpen.tasks import word_problems  # noqa: F401  (registers "word_problems")
 from sharpen.tasks.base import BaseTask, PoolTask, ProceduralTask, final_answer
 from sharpen.types import Task
