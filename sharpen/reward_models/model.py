@@ -1,0 +1,129 @@
+"""A reward model: a scalar head on a causal-LM backbone, read at the last token.
+
+It is `AutoModelForSequenceClassification` with one label, so a saved RM directory loads
+with transformers alone (LoRA adapters are merged before saving). The input is the prompt
+as the policy saw it (raw text, or the chat template of an instruct checkpoint) followed by
+the completion; no eos is appended, so the last token is the completion's own even where a
+tokenizer's pad token is its eos.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from sharpen.errors import UserError, one_line
+from sharpen.policy.prompt_format import render_prompt, resolve_prompt_format
+
+META_FILE = "sharpen_rm.json"  # marks a directory as a sharpen reward model: how to render its inputs
+
+
+class RewardModel:
+    """Scores (prompt, completion) pairs with one number; higher is better."""
+
+    def __init__(self, model: Any, tokenizer: Any, prompt_format: str = "raw", system_prompt: str | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.prompt_format, self.system_prompt = prompt_format, system_prompt
+        self.meta = dict(meta or {})
+        if tokenizer.pad_token_id is None:  # SmolLM2's GGUF tokenizer, for one
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def from_backbone(cls, path: str | Path, prompt_format: str = "auto", system_prompt: str | None = None,
+                      lora_r: int | None = None, seed: int = 0) -> "RewardModel":
+        """A fresh head (seeded) on a causal-LM checkpoint; with `lora_r`, LoRA adapters on
+        every linear layer and the head trained in full."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise UserError(f"--backbone {path}: no config.json; give a Hugging Face model directory")
+        torch.manual_seed(seed)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "some weights were newly initialized": the head, on purpose
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise UserError(f"--backbone {path}: cannot load it as a reward-model backbone ({one_line(err)})") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        if lora_r:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear",
+                                                     task_type="SEQ_CLS", bias="none"))
+        fmt = resolve_prompt_format(tokenizer, prompt_format)
+        return cls(model, tokenizer, fmt, system_prompt, {"backbone": str(path)})
+
+    @classmethod
+    def load(cls, path: str | Path, field: str = "--rm") -> "RewardModel":
+        """A directory `save` wrote; anything else is one line naming `field`."""
+        path = Path(path)
+        if not (path / META_FILE).is_file():
+            raise UserError(f"{field} {path}: holds no reward model (no {META_FILE}); train one with `sharpen rm train`")
+        meta = json.loads((path / META_FILE).read_text())
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{field} {path}: cannot load the reward model ({one_line(err)}); train it again") from None
+        return cls(model.eval(), tokenizer, meta.get("prompt_format", "raw"), meta.get("system_prompt"), meta)
+
+    def save(self, path: Path) -> None:
+        model = self.model.merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
+        was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # "Writing model shards": one file, no bar
+        try:
+            model.save_pretrained(path)
+        finally:
+            if was_on:
+                hf_logging.enable_progress_bar()
+        self.tokenizer.save_pretrained(path)
+        meta = {**self.meta, "prompt_format": self.prompt_format, "system_prompt": self.system_prompt}
+        (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    def encode(self, prompts: Sequence[str], completions: Sequence[str]) -> list[list[int]]:
+        out = []
+        for p, c in zip(prompts, completions):
+            if self.prompt_format == "chat":
+                ids = self.tokenizer(render_prompt(self.tokenizer, "chat", self.system_prompt, p),
+                                     add_special_tokens=False)["input_ids"]
+            else:
+                ids = self.tokenizer(p, add_special_tokens=True)["input_ids"]
+            out.append(list(ids) + list(self.tokenizer(c, add_special_tokens=False)["input_ids"]))
+        return out
+
+    def forward(self, ids: list[list[int]]) -> torch.Tensor:
+        """[B] rewards, with grad. Left-padded, so the last position is every row's last token."""
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = self._backbone()(input_ids=input_ids, attention_mask=mask, position_ids=positions).last_hidden_state
+        return self._head()(hidden[:, -1]).squeeze(-1).float()
+
+    @torch.no_grad()
+    def score(self, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 64) -> list[float]:
+        was = self.model.training
+        self.model.eval()
+        ids = self.encode(prompts, completions)
+        out: list[float] = []
+        for i in range(0, len(ids), batch_size):
+            out += self.forward(ids[i:i + batch_size]).tolist()
+        self.model.train(was)
+        return out
+
+    def _base(self) -> Any:
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def _backbone(self) -> Any:
+        return getattr(self._base(), self._base().base_model_prefix)
+
+    def _head(self) -> Any:
+        return self._base().score
