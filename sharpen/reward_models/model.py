@@ -43,8 +43,9 @@ class RewardModel:
         if not (path / "config.json").is_file():
             raise UserError(f"--backbone {path}: no config.json; give a Hugging Face model directory")
         torch.manual_seed(seed)
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # "some weights were newly initialized": the head, on purpose
+        hf_logging.disable_progress_bar()
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -52,6 +53,8 @@ class RewardModel:
             raise UserError(f"--backbone {path}: cannot load it as a reward-model backbone ({one_line(err)})") from None
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         if lora_r:
             from peft import LoraConfig, get_peft_model
 
