@@ -80,6 +80,27 @@ def test_eval_jsonl_with_task_overrides(capsys, monkeypatch, tiny_checkpoint, su
     assert [r[0] for r in table_rows(out)] == ["eval", "holdout"]
 
 
+def test_eval_json_is_one_object_with_metrics_keys(capsys, monkeypatch, tiny_checkpoint, sums_jsonl):
+    """stdout is exactly one JSON object (logs go to stderr), with the keys metrics.json has."""
+    import json
+
+    args = ("eval", tiny_checkpoint, "--task", "jsonl", f"task.path={sums_jsonl}", "task.match=numeric",
+            "--prompts", "4", "--max-new-tokens", "4")
+    code, out, err = cli(capsys, monkeypatch, *args, "--k", "2", "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    want = api.evaluate(tiny_checkpoint, {"name": "jsonl", "path": str(sums_jsonl), "match": "numeric"}, n=4, k=2,
+                        max_new_tokens=4)
+    assert got == {"splits": json.loads(json.dumps(want))}
+    assert {"greedy_accuracy", "pass_at_k", "majority_accuracy", "k", "n"} <= set(got["splits"]["holdout"])
+    code, out, err = cli(capsys, monkeypatch, *args, "--select", "vote,greedy", "--n", "2", "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert set(got["splits"]) == {"eval", "holdout"}
+    for split in got["splits"].values():
+        assert set(split["select"]) == {"vote", "greedy"} and all(0 <= v <= 1 for v in split["select"].values())
+
+
 def test_eval_passes_options_to_the_api(capsys, monkeypatch, tiny_checkpoint):
     seen: dict = {}
 

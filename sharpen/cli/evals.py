@@ -22,17 +22,33 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a Hugging Face model dire
           n: Optional[int] = typer.Option(None, min=1, help="samples per prompt for --select (default 16)"),
           engine: str = typer.Option("hf", help="sampling engine: hf or vllm"),
           max_new_tokens: Optional[int] = typer.Option(None, min=1, help="completion length (default: the task's)"),
-          seed: int = typer.Option(0)) -> None:
+          seed: int = typer.Option(0),
+          as_json: bool = typer.Option(False, "--json", help='print one JSON object, {"splits": {"<split>": {...}}}, '
+                                       "with metrics.json's keys (and \"select\": {method: accuracy} with --select); "
+                                       "logs go to stderr")) -> None:
     """Evaluate a checkpoint on a task's held-out splits (an instruct model's chat template is applied);
     with --select, the accuracy of inference-time selection from N samples per prompt."""
+    import contextlib
+    import json
+    import sys
+
     from sharpen import api
     from sharpen.progress import RichProgress
 
     task_cfg, policy_cfg = eval_config(task, overrides or [])
+    if n is not None and not select:
+        raise UserError(f"--n {n}: --n is the samples per prompt for --select; prompts per split is --prompts")
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     if select:
         samples = n or 16
-        res = api.select_eval(checkpoint, task_cfg, select, n=samples, prompts=prompts, seed=seed, engine=engine,
-                              max_new_tokens=max_new_tokens, policy=policy_cfg, progress=RichProgress())
+        with quiet:
+            res = api.select_eval(checkpoint, task_cfg, select, n=samples, prompts=prompts, seed=seed, engine=engine,
+                                  max_new_tokens=max_new_tokens, policy=policy_cfg, progress=RichProgress())
+        if as_json:
+            print(json.dumps({"splits": {split: {"n": samples, "prompts": prompts,
+                                                 "select": {m: curve[samples] for m, curve in by_method.items()}}
+                                         for split, by_method in res.items()}}))
+            return
         t = Table(title=f"{checkpoint} on {task}: selection from N={samples} samples per prompt")
         for col in ("split", "method", f"accuracy@{samples}"):
             t.add_column(col, justify="right")
@@ -41,10 +57,12 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a Hugging Face model dire
                 t.add_row(split, method, pct(curve[samples]))
         console.print(t)
         return
-    if n is not None:
-        raise UserError(f"--n {n}: --n is the samples per prompt for --select; prompts per split is --prompts")
-    res = api.evaluate(checkpoint, task_cfg, n=prompts, k=k, seed=seed, engine=engine, max_new_tokens=max_new_tokens,
-                       policy=policy_cfg, progress=RichProgress())
+    with quiet:
+        res = api.evaluate(checkpoint, task_cfg, n=prompts, k=k, seed=seed, engine=engine, max_new_tokens=max_new_tokens,
+                           policy=policy_cfg, progress=RichProgress())
+    if as_json:
+        print(json.dumps({"splits": res}))
+        return
     t = Table(title=f"{checkpoint} on {task}")
     for col in ("split", "greedy", f"pass@{k}", f"maj@{k}", "n"):
         t.add_column(col, justify="right")

@@ -13,7 +13,7 @@ from sharpen.cli.app import say, pct, app, console, metrics_table
 
 
 @app.command()
-def seed(task: str = typer.Option("arithmetic", help="task to seed the tiny model on (arithmetic, code)"),
+def seed(task: str = typer.Option("arithmetic", help="task to seed the tiny model on (arithmetic, chain, code)"),
          seed: int = typer.Option(0, help="seed of the model init and data order")) -> None:
     """Train the built-in tiny model from scratch to partial competence (cached)."""
     from sharpen import api
