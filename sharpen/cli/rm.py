@@ -38,12 +38,20 @@ def train(run_dir: Optional[Path] = typer.Argument(None, help="a run directory: 
           label_noise: float = typer.Option(0.0, help="flip this share of training labels (a deliberately weak proxy)"),
           train_prompts: Optional[int] = typer.Option(None, help="train on at most N prompts (a weak proxy)"),
           lora: Optional[int] = typer.Option(None, help="LoRA rank on the backbone (real checkpoints); default: full"),
+          kind: str = typer.Option("outcome", help="outcome (one score a completion) or prm (one score a step, Math-Shepherd labels)"),
+          rollouts: int = typer.Option(8, help="prm: completions sampled from each step prefix"),
+          label: str = typer.Option("soft", help="prm: soft (share of rollouts that reach the answer) or hard (any)"),
           seed: int = typer.Option(0), force: bool = typer.Option(False, "--force", help="replace OUT")) -> None:
-    """Train an outcome reward model; print its held-out pairwise accuracy and AUROC."""
+    """Train an outcome or process reward model; print its held-out quality."""
     from sharpen.errors import UserError
     from sharpen.progress import RichProgress
     from sharpen.reward_models.train import RMTrainConfig, train_reward_model
 
+    if kind == "prm":
+        return _train_prm(run_dir, out, _rounds(round), rollouts, train_prompts, heldout, label, epochs, lr, batch_size,
+                          seed, force)
+    if kind != "outcome":
+        raise UserError(f"--kind {kind!r}: use outcome or prm")
     if loss not in ("pairwise", "pointwise"):
         raise UserError(f"--loss {loss!r}: use pairwise or pointwise")
     cfg = RMTrainConfig(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, heldout=heldout,  # type: ignore[arg-type]
@@ -59,3 +67,27 @@ def train(run_dir: Optional[Path] = typer.Argument(None, help="a run directory: 
     console.print(t)
     say(f"wrote {out} ({res['train_seconds']:.0f} s of training, {res['data']['train_pairs']} pairs, "
         f"{res['data']['train_samples']} samples)")
+
+
+def _train_prm(run_dir: Optional[Path], out: Path, rounds: list[int], rollouts: int, train_prompts: Optional[int],
+               heldout: float, label: str, epochs: int, lr: float, batch_size: int, seed: int, force: bool) -> None:
+    from sharpen.errors import UserError
+    from sharpen.progress import RichProgress
+    from sharpen.reward_models.prm_train import train_process_reward_model
+
+    if run_dir is None:
+        raise UserError("--kind prm: give RUN_DIR (its samples, and the policy that sampled them, make the step labels)")
+    if len(rounds) > 1:
+        raise UserError("--kind prm: give one --round (the policy of round r-1 rolls out from its steps)")
+    res = train_process_reward_model(run_dir, out, r=rounds[0] if rounds else 1, rollouts=rollouts,
+                                     train_prompts=train_prompts or 300, heldout=heldout, label=label, epochs=epochs,
+                                     lr=lr, batch_size=batch_size, seed=seed, force=force, log=say, progress=RichProgress())
+    t = Table(title=f"process reward model {out} (held out: {res['data']['heldout_samples']} samples)")
+    for col in ("", "step accuracy", "step AUROC"):
+        t.add_column(col, justify="right")
+    for name, key in (("Math-Shepherd labels (train)", "labels_vs_truth"), ("before training", "heldout_before"),
+                      ("trained", "heldout")):
+        t.add_row(name, pct(res[key].get("step_accuracy")), pct(res[key].get("step_auroc")))
+    console.print(t)
+    say("solution AUROC by aggregate: " + ", ".join(f"{k} {pct(v)}" for k, v in res["solution_auroc"].items()))
+    say(f"wrote {out} ({res['label_seconds']:.0f} s of rollouts, {res['train_seconds']:.0f} s of training)")
