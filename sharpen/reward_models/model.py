@@ -70,11 +70,16 @@ class RewardModel:
         if not (path / META_FILE).is_file():
             raise UserError(f"{field} {path}: holds no reward model (no {META_FILE}); train one with `sharpen rm train`")
         meta = json.loads((path / META_FILE).read_text())
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as err:
             raise UserError(f"{field} {path}: cannot load the reward model ({one_line(err)}); train it again") from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         return cls(model.eval(), tokenizer, meta.get("prompt_format", "raw"), meta.get("system_prompt"), meta)
 
     def save(self, path: Path) -> None:

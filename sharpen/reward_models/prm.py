@@ -85,8 +85,9 @@ class ProcessRewardModel:
     @classmethod
     def from_backbone(cls, path: str | Path, separator: str = "\n", seed: int = 0) -> "ProcessRewardModel":
         torch.manual_seed(seed)
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # the new head is initialised on purpose
+        hf_logging.disable_progress_bar()
         try:
             model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -94,6 +95,8 @@ class ProcessRewardModel:
             raise UserError(f"--backbone {path}: cannot load it as a process-reward backbone ({one_line(err)})") from None
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         return cls(model, tokenizer, separator, {"backbone": str(path)})
 
     @classmethod
