@@ -191,7 +191,7 @@ def checkpoint_recipe(checkpoint: str | Path, task: str | dict, eval_cfg: dict[s
 def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods: list[str] | str = "vote",
                 n: int = 16, prompts: int = 500, splits: tuple[str, ...] = ("eval", "holdout"), seed: int = 0,
                 temperature: float = 0.8, engine: str = "hf", max_new_tokens: int | None = None,
-                policy: dict | None = None, progress: Any = None) -> dict[str, dict[str, dict[int, float]]]:
+                policy: dict | None = None, progress: Any = None, rm: list[str] | None = None) -> dict[str, dict[str, dict[int, float]]]:
     """Inference-time selection (`sharpen.select`): sample `n` completions per prompt, pick one
     answer per prompt by each method, and return {split: {method: {N': accuracy}}} for N' = 1,
     2, 4, ... and `n`, read from the first N' samples (one sampling and scoring pass)."""
@@ -209,7 +209,7 @@ def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods
     rec = checkpoint_recipe(checkpoint, task, {"n": prompts, "k": 0, "splits": list(splits), "temperature": temperature},
                             seed, engine, max_new_tokens, policy)
     tsk = make_task(rec.task)
-    select.check_methods(chosen, tsk)  # before loading the model: a bad method fails at once
+    select.check_methods(chosen, tsk, rm or [])  # before loading the model: a bad method fails at once
     pol = loop.load_policy(rec, loop.resolve_policy_path(rec, print, progress))
     threads = loop.set_threads(rec, pol)
     eng = make_engine(rec.engine, pol, batch_size=rec.sample.batch_size)
@@ -226,7 +226,8 @@ def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods
                 raise UserError(f"split {split!r}: the task has no {split} prompts; evaluate another split")
             pools = select.build_pools(ctx, ps, chosen, n=n, temperature=temperature,
                                        max_new_tokens=rec.eval.max_new_tokens,
-                                       seeds=loop.prompt_seeds(seed, "select", split, ps), label=split)
+                                       seeds=loop.prompt_seeds(seed, "select", split, ps), label=split,
+                                       rm_dirs=rm or [])
             out[split] = select.curves(pools, chosen, sizes)
         return out
     finally:
@@ -236,7 +237,7 @@ def select_eval(checkpoint: str | Path, task: str | dict = "arithmetic", methods
 def scaling(checkpoint: str | Path, task: str | dict = "arithmetic", methods: list[str] | str | None = None,
             max_n: int = 16, prompts: int = 200, split: str = "holdout", out: str | Path | None = None, seed: int = 0,
             temperature: float = 0.8, engine: str = "hf", max_new_tokens: int | None = None,
-            policy: dict | None = None, progress: Any = None) -> dict[str, Any]:
+            policy: dict | None = None, progress: Any = None, rm: list[str] | None = None) -> dict[str, Any]:
     """Accuracy against N (1, 2, 4, ..., max_n) for each selection method on one split; writes
     scaling.csv (method,n,accuracy,split,prompts) and scaling.png into `out` (default
     `scaling-<checkpoint name>` in the working directory). Returns {"out", "curves", "rows"}."""
@@ -248,7 +249,7 @@ def scaling(checkpoint: str | Path, task: str | dict = "arithmetic", methods: li
     root = Path(out) if out is not None else Path(f"scaling-{ck.stem if ck.suffix == '.gguf' else ck.resolve().name}")
     curve = select_eval(checkpoint, task, chosen, n=max_n, prompts=prompts, splits=(split,), seed=seed,
                         temperature=temperature, engine=engine, max_new_tokens=max_new_tokens, policy=policy,
-                        progress=progress)[split]
+                        progress=progress, rm=rm)[split]
     rows = select.scaling_rows(curve, split, prompts)
     root.mkdir(parents=True, exist_ok=True)
     write_csv(rows, root / "scaling.csv")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from sharpen.monitor.metrics import majority_vote
 from sharpen.registry import FEEDBACK
 from sharpen.types import Context, Prompt, Sample, SamplingParams
 
-METHODS: tuple[str, ...] = ("greedy", "vote", "certainty", "borda", "likelihood", "judge", "verifier")
+METHODS: tuple[str, ...] = ("greedy", "vote", "certainty", "borda", "likelihood", "judge", "rm", "rm_vote", "prm",
+                             "verifier")
+LEARNED = ("rm", "rm_vote", "prm")  # need --rm DIR: sharpen.reward_models.selection
 # the scaling default: every method but the judge, which costs a forward per sample and a judge format
 DEFAULT_SCALING: tuple[str, ...] = ("greedy", "vote", "certainty", "borda", "likelihood", "verifier")
 # the feedback each scored method ranks by (certainty and borda share one self-certainty pass)
@@ -79,10 +82,17 @@ def prefix_sizes(n: int) -> list[int]:
     return sizes if sizes[-1] == n else [*sizes, n]
 
 
-def check_methods(methods: Sequence[str], task: Any) -> None:
+def check_methods(methods: Sequence[str], task: Any, rm_dirs: Sequence[str] = ()) -> None:
     """Fail before any sampling when a method cannot run: judge selection needs the judge
     feedback registered and a task with a judge format (`judge_prompt`, how a model is asked
-    whether an answer is right; every built-in task has one, a hand-made Task may not)."""
+    whether an answer is right; every built-in task has one, a hand-made Task may not);
+    rm, rm_vote and prm need reward models of their kind (`--rm DIR`)."""
+    if set(LEARNED) & set(methods) or rm_dirs:
+        from sharpen.reward_models.selection import split_dirs
+
+        if not set(LEARNED) & set(methods):
+            raise UserError("--rm: reward models are used only by --select rm, rm_vote or prm; add one of them")
+        split_dirs(methods, rm_dirs)
     if "judge" not in methods:
         return
     if "judge" not in FEEDBACK.names():
@@ -130,13 +140,29 @@ def borda_pick(cands: Sequence[Candidate], key: str = "self_certainty", p: float
     return next(i for i, c in enumerate(cands) if c.answer is not None and total[c.answer] == best)
 
 
+def weighted_vote_pick(cands: Sequence[Candidate], key: str = "rm") -> int | None:
+    """A vote in which each sample weighs sigmoid(its score): the first sample of the answer
+    with the largest total (ties: the answer seen first)."""
+    total: dict[str, float] = defaultdict(float)
+    for c in cands:
+        if c.answer is not None:
+            total[c.answer] += 1.0 / (1.0 + math.exp(-c.scores[key]))
+    if not total:
+        return None
+    best = max(total.values())
+    return next(i for i, c in enumerate(cands) if c.answer is not None and total[c.answer] == best)
+
+
 def pick(method: str, cands: Sequence[Candidate]) -> int | None:
     """Index of the selected sample in `cands` (None: nothing to select, counted wrong)."""
     if method == "vote":
         return vote_pick(cands)
+    if method == "rm_vote":
+        return weighted_vote_pick(cands)
     if method == "borda":
         return borda_pick(cands)
-    key = {"certainty": "self_certainty", "likelihood": "likelihood", "judge": "judge", "verifier": "verifier"}[method]
+    key = {"certainty": "self_certainty", "likelihood": "likelihood", "judge": "judge", "verifier": "verifier",
+           "rm": "rm", "prm": "prm"}[method]
     return argmax([c.scores[key] for c in cands])
 
 
@@ -159,7 +185,7 @@ def curves(pools: Sequence[Pool], methods: Sequence[str], sizes: Sequence[int]) 
 # ---- sampling and scoring ------------------------------------------------------------------
 
 def build_pools(ctx: Context, prompts: list[Prompt], methods: Sequence[str], *, n: int, temperature: float,
-                max_new_tokens: int, seeds: Sequence[int], label: str = "") -> list[Pool]:
+                max_new_tokens: int, seeds: Sequence[int], label: str = "", rm_dirs: Sequence[str] = ()) -> list[Pool]:
     """Greedy-decode and sample `n` completions per prompt with `ctx.engine`, then run every
     scorer the methods need once over all samples (`ctx.progress` draws the bars)."""
     engine, task = ctx.engine, ctx.task
@@ -182,6 +208,12 @@ def build_pools(ctx: Context, prompts: list[Prompt], methods: Sequence[str], *, 
     for kind, cfg in _scorer_configs(methods).items():
         for c, v in zip(cands, score_samples(samples, cfg, ctx, f"{kind} {label}".strip(), group=n)):
             c.scores[kind] = v
+    if set(LEARNED) & set(methods):
+        from sharpen.reward_models.selection import learned_scores
+
+        for key, values in learned_scores(samples, methods, rm_dirs).items():
+            for c, v in zip(cands, values):
+                c.scores[key] = v
     return [Pool(cands[i * n:(i + 1) * n], greedy[i]) for i in range(len(prompts))]
 
 

@@ -15,7 +15,7 @@ from sharpen.registry import FEEDBACK
 from sharpen.select import Candidate, Pool, accuracy, borda_pick, curves, parse_methods, pick, prefix_sizes, vote_pick
 from tests.conftest import run_cli, small_tiny_policy
 
-SCORE_KEYS = ("self_certainty", "likelihood", "judge", "verifier")
+SCORE_KEYS = ("self_certainty", "likelihood", "judge", "rm", "prm", "verifier")
 
 
 def cand(answer: str | None, correct: bool, **scores: float) -> Candidate:
@@ -73,7 +73,7 @@ def random_pools(seed: int, prompts: int = 40, n: int = 16) -> list[Pool]:
         for _ in range(n):
             right = rng.random() < rate
             cands.append(cand("42" if right else rng.choice(["1", "2", None]), right, self_certainty=rng.gauss(0, 1),
-                              likelihood=rng.gauss(0, 1), judge=rng.random()))
+                              likelihood=rng.gauss(0, 1), judge=rng.random(), rm=rng.gauss(0, 1), prm=rng.random()))
         pools.append(Pool(cands, greedy_correct=rng.random() < 0.3))
     return pools
 
@@ -95,7 +95,7 @@ def test_prefix_nesting_at_n_1_every_method_is_the_first_sample():
     pools = random_pools(2)
     first = sum(p.candidates[0].correct for p in pools) / len(pools)
     res = curves(pools, select.METHODS, prefix_sizes(16))
-    for m in ("vote", "certainty", "borda", "likelihood", "judge", "verifier"):
+    for m in ("vote", "certainty", "borda", "likelihood", "judge", "rm", "rm_vote", "prm", "verifier"):
         assert res[m][1] == pytest.approx(first), m
     greedy = sum(bool(p.greedy_correct) for p in pools) / len(pools)
     assert set(res["greedy"].values()) == {greedy}  # the greedy decode does not depend on N
@@ -255,3 +255,48 @@ def test_judge_on_a_task_without_a_judge_format_is_one_line_error(capsys, monkey
     code, _, err = run_cli(capsys, monkeypatch, "eval", small_checkpoint, "--select", "vote", "--n", "2", "--prompts", "2",
                            "--max-new-tokens", "4")
     assert code == 0, err  # the same task without judge selection runs
+
+
+def test_rm_vote_weighs_each_vote_by_sigmoid_of_its_score():
+    from sharpen.select import weighted_vote_pick
+
+    pool = [cand("1", False, rm=-3.0), cand("1", False, rm=-3.0), cand("2", True, rm=3.0), cand(None, False, rm=9.0)]
+    assert vote_pick(pool) == 0 and weighted_vote_pick(pool) == 2  # 2 x 0.047 < 0.953
+    assert pick("rm", pool) == 3 and pick("prm", [cand("1", False, prm=0.2), cand("2", True, prm=0.9)]) == 1
+
+
+@pytest.fixture(scope="module")
+def reward_model_dirs(tmp_path_factory, small_checkpoint):
+    from sharpen.reward_models.model import RewardModel
+    from sharpen.reward_models.prm import ProcessRewardModel
+
+    orm, prm = tmp_path_factory.mktemp("orm"), tmp_path_factory.mktemp("prm")
+    RewardModel.from_backbone(small_checkpoint, "raw").save(orm)
+    p = ProcessRewardModel.from_backbone(small_checkpoint)
+    p.save(prm)
+    return orm, prm
+
+
+def test_eval_select_with_reward_models(capsys, monkeypatch, small_checkpoint, reward_model_dirs):
+    import json
+
+    orm, prm = reward_model_dirs
+    code, out, err = run_cli(capsys, monkeypatch, "eval", small_checkpoint, "--n", "4", "--select", "vote,rm,rm_vote,prm",
+                             "--rm", orm, "--rm", prm, "--prompts", "10", "--max-new-tokens", "6", "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert all(set(s["select"]) == {"vote", "rm", "rm_vote", "prm"} for s in got["splits"].values())
+
+
+@pytest.mark.parametrize("args,needle", [(["--select", "rm"], "outcome reward model"),
+                                         (["--select", "prm", "--rm", "ORM"], "process reward model"),
+                                         (["--select", "vote", "--rm", "ORM"], "--rm"),
+                                         (["--rm", "ORM"], "--select"),
+                                         (["--select", "rm", "--rm", "NOWHERE"], "holds no reward model")])
+def test_reward_model_selection_bad_input_is_one_line(capsys, monkeypatch, small_checkpoint, reward_model_dirs, tmp_path,
+                                                      args, needle):
+    from tests.test_bad_input import one_line_error
+
+    args = [str(reward_model_dirs[0]) if a == "ORM" else str(tmp_path) if a == "NOWHERE" else a for a in args]
+    code, _, err = run_cli(capsys, monkeypatch, "eval", small_checkpoint, *args, "--prompts", "4")
+    one_line_error(code, err, needle)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 # the names only, for --help (importing sharpen.select would load torch before every command)
-SELECT_METHODS = ("greedy", "vote", "certainty", "borda", "likelihood", "judge", "verifier")
+SELECT_METHODS = ("greedy", "vote", "certainty", "borda", "likelihood", "judge", "rm", "rm_vote", "prm", "verifier")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="sharpen: self-improving language models, one recipe per paper.")

@@ -23,6 +23,8 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a Hugging Face model dire
           engine: str = typer.Option("hf", help="sampling engine: hf or vllm"),
           max_new_tokens: Optional[int] = typer.Option(None, min=1, help="completion length (default: the task's)"),
           seed: int = typer.Option(0),
+          rm: Optional[list[str]] = typer.Option(None, "--rm", help="reward model directories for --select rm, rm_vote, prm "
+                                                 "(sharpen rm train; repeat for an ensemble or a PRM)"),
           as_json: bool = typer.Option(False, "--json", help='print one JSON object, {"splits": {"<split>": {...}}}, '
                                        "with metrics.json's keys (and \"select\": {method: accuracy} with --select); "
                                        "logs go to stderr")) -> None:
@@ -36,6 +38,8 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a Hugging Face model dire
     from sharpen.progress import RichProgress
 
     task_cfg, policy_cfg = eval_config(task, overrides or [])
+    if rm and not select:
+        raise UserError("--rm: reward models are used by --select rm, rm_vote or prm; add --select")
     if n is not None and not select:
         raise UserError(f"--n {n}: --n is the samples per prompt for --select; prompts per split is --prompts")
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
@@ -43,7 +47,7 @@ def eval_(checkpoint: Path = typer.Argument(..., help="a Hugging Face model dire
         samples = n or 16
         with quiet:
             res = api.select_eval(checkpoint, task_cfg, select, n=samples, prompts=prompts, seed=seed, engine=engine,
-                                  max_new_tokens=max_new_tokens, policy=policy_cfg, progress=RichProgress())
+                                  max_new_tokens=max_new_tokens, policy=policy_cfg, progress=RichProgress(), rm=rm or [])
         if as_json:
             print(json.dumps({"splits": {split: {"n": samples, "prompts": prompts,
                                                  "select": {m: curve[samples] for m, curve in by_method.items()}}
@@ -84,7 +88,8 @@ def scaling(checkpoint: Path = typer.Argument(..., help="a Hugging Face model di
             out: Optional[Path] = typer.Option(None, help="output directory (default scaling-<checkpoint name>)"),
             engine: str = typer.Option("hf", help="sampling engine: hf or vllm"),
             max_new_tokens: Optional[int] = typer.Option(None, min=1, help="completion length (default: the task's)"),
-            seed: int = typer.Option(0)) -> None:
+            seed: int = typer.Option(0),
+            rm: Optional[list[str]] = typer.Option(None, "--rm", help="reward model directories for rm, rm_vote, prm")) -> None:
     """Test-time scaling: accuracy of each selection method against N samples per prompt; table, CSV and PNG."""
     from sharpen import api
     from sharpen.progress import RichProgress
@@ -92,7 +97,7 @@ def scaling(checkpoint: Path = typer.Argument(..., help="a Hugging Face model di
     task_cfg, policy_cfg = eval_config(task, overrides or [])
     res = api.scaling(checkpoint, task_cfg, methods, max_n=max_n, prompts=prompts, split=split, out=out, seed=seed,
                       temperature=temperature, engine=engine, max_new_tokens=max_new_tokens, policy=policy_cfg,
-                      progress=RichProgress())
+                      progress=RichProgress(), rm=rm or [])
     curves = res["curves"]
     sizes = sorted({s for c in curves.values() for s in c})
     t = Table(title=f"{checkpoint} on {task} {split} ({prompts} prompts): accuracy by N")
