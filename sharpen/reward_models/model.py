@@ -8,9 +8,10 @@ tokenizer's pad token is its eos.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -20,6 +21,20 @@ from sharpen.errors import UserError, one_line
 from sharpen.policy.prompt_format import render_prompt, resolve_prompt_format
 
 META_FILE = "sharpen_rm.json"  # marks a directory as a sharpen reward model: how to render its inputs
+
+
+@contextlib.contextmanager
+def quiet_hf() -> Iterator[None]:
+    """No per-file load/save bars, no "newly initialized weights" warning (the head is new on purpose)."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class RewardModel:
@@ -43,18 +58,12 @@ class RewardModel:
         if not (path / "config.json").is_file():
             raise UserError(f"--backbone {path}: no config.json; give a Hugging Face model directory")
         torch.manual_seed(seed)
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()  # "some weights were newly initialized": the head, on purpose
-        hf_logging.disable_progress_bar()
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            with quiet_hf():
+                model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+                tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as err:
             raise UserError(f"--backbone {path}: cannot load it as a reward-model backbone ({one_line(err)})") from None
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
         if lora_r:
             from peft import LoraConfig, get_peft_model
 
@@ -70,27 +79,18 @@ class RewardModel:
         if not (path / META_FILE).is_file():
             raise UserError(f"{field} {path}: holds no reward model (no {META_FILE}); train one with `sharpen rm train`")
         meta = json.loads((path / META_FILE).read_text())
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            with quiet_hf():
+                model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+                tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as err:
             raise UserError(f"{field} {path}: cannot load the reward model ({one_line(err)}); train it again") from None
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         return cls(model.eval(), tokenizer, meta.get("prompt_format", "raw"), meta.get("system_prompt"), meta)
 
     def save(self, path: Path) -> None:
         model = self.model.merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
-        was_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # "Writing model shards": one file, no bar
-        try:
+        with quiet_hf():
             model.save_pretrained(path)
-        finally:
-            if was_on:
-                hf_logging.enable_progress_bar()
         self.tokenizer.save_pretrained(path)
         meta = {**self.meta, "prompt_format": self.prompt_format, "system_prompt": self.system_prompt}
         (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")

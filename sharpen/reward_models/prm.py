@@ -20,10 +20,9 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from sharpen.errors import UserError, one_line
-from sharpen.reward_models.model import META_FILE
+from sharpen.reward_models.model import META_FILE, quiet_hf
 from sharpen.types import Prompt, SamplingParams
 
 Aggregate = Literal["min", "product", "last"]
@@ -85,18 +84,12 @@ class ProcessRewardModel:
     @classmethod
     def from_backbone(cls, path: str | Path, separator: str = "\n", seed: int = 0) -> "ProcessRewardModel":
         torch.manual_seed(seed)
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()  # the new head is initialised on purpose
-        hf_logging.disable_progress_bar()
         try:
-            model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            with quiet_hf():
+                model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+                tokenizer = AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as err:
             raise UserError(f"--backbone {path}: cannot load it as a process-reward backbone ({one_line(err)})") from None
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
         return cls(model, tokenizer, separator, {"backbone": str(path)})
 
     @classmethod
@@ -106,11 +99,13 @@ class ProcessRewardModel:
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
         if meta.get("kind") != "process":
             raise UserError(f"{field} {path}: holds no process reward model; train one with `sharpen rm train --kind prm`")
-        model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32)
+        with quiet_hf():
+            model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32)
         return cls(model.eval(), AutoTokenizer.from_pretrained(path), meta.get("separator", "\n"), meta)
 
     def save(self, path: Path) -> None:
-        self.model.save_pretrained(path)
+        with quiet_hf():
+            self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         (path / META_FILE).write_text(json.dumps({**self.meta, "kind": "process", "separator": self.separator}, indent=2) + "\n")
 
