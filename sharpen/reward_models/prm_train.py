@@ -80,6 +80,9 @@ def train_process_reward_model(run_dir: Path, out: Path, r: int = 1, rollouts: i
     if not train_items or not held_items:
         raise UserError(f"{run_dir}: round {r} has too few prompts for a train and a held-out split; use a bigger round")
     policy = load_policy(recipe, sampler)
+    if getattr(policy, "prompt_format", "raw") == "chat":  # the step prefix would land inside the user turn
+        raise UserError(f"{run_dir}: --kind prm rolls out from raw prompt text, but the run's policy uses a chat "
+                        "template; for now train the PRM on a raw-format run (policy.prompt_format=raw)")
     engine = HFEngine(policy, batch_size=recipe.sample.batch_size)
     params = SamplingParams(n=rollouts, temperature=recipe.sample.temperature, top_p=recipe.sample.top_p,
                             max_new_tokens=recipe.sample.max_new_tokens)
