@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sharpen.errors import UserError, decode_text, user_file
+from sharpen.tasks.base import json_object
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     pairs = []
     for k, line in _lines(p):
         where = f"{p}:{k}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{where}: not JSON ({err.msg}); one object a line") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{where}: expected an object {{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}}")
+        row = json_object(line, where, '{"prompt": ..., "chosen": ..., "rejected": ...}')
         for name in ("prompt", "chosen", "rejected"):
             if not isinstance(row.get(name), str):
                 raise UserError(f"{where}: {name}: missing or not text; every line needs prompt, chosen and rejected")

@@ -37,6 +37,16 @@ def quiet_hf() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def load_with_head(auto_class: Any, path: Path, seed: int, what: str) -> tuple[Any, Any]:
+    """(model with a fresh one-label head seeded by `seed`, tokenizer) from a causal-LM checkpoint."""
+    torch.manual_seed(seed)
+    try:
+        with quiet_hf():
+            return (auto_class.from_pretrained(path, num_labels=1, dtype=torch.float32), AutoTokenizer.from_pretrained(path))
+    except (OSError, ValueError) as err:
+        raise UserError(f"--backbone {path}: cannot load it as a {what} backbone ({one_line(err)})") from None
+
+
 class RewardModel:
     """Scores (prompt, completion) pairs with one number; higher is better."""
 
@@ -57,13 +67,7 @@ class RewardModel:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise UserError(f"--backbone {path}: no config.json; give a Hugging Face model directory")
-        torch.manual_seed(seed)
-        try:
-            with quiet_hf():
-                model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
-                tokenizer = AutoTokenizer.from_pretrained(path)
-        except (OSError, ValueError) as err:
-            raise UserError(f"--backbone {path}: cannot load it as a reward-model backbone ({one_line(err)})") from None
+        model, tokenizer = load_with_head(AutoModelForSequenceClassification, path, seed, "reward-model")
         if lora_r:
             from peft import LoraConfig, get_peft_model
 

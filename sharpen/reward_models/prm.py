@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from sharpen.errors import UserError, one_line
-from sharpen.reward_models.model import META_FILE, quiet_hf
+from sharpen.errors import UserError
+from sharpen.reward_models.model import META_FILE, load_with_head, quiet_hf
 from sharpen.types import Prompt, SamplingParams
 
 Aggregate = Literal["min", "product", "last"]
@@ -83,13 +83,7 @@ class ProcessRewardModel:
 
     @classmethod
     def from_backbone(cls, path: str | Path, separator: str = "\n", seed: int = 0) -> "ProcessRewardModel":
-        torch.manual_seed(seed)
-        try:
-            with quiet_hf():
-                model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
-                tokenizer = AutoTokenizer.from_pretrained(path)
-        except (OSError, ValueError) as err:
-            raise UserError(f"--backbone {path}: cannot load it as a process-reward backbone ({one_line(err)})") from None
+        model, tokenizer = load_with_head(AutoModelForTokenClassification, Path(path), seed, "process-reward")
         return cls(model, tokenizer, separator, {"backbone": str(path)})
 
     @classmethod
