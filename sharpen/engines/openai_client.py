@@ -19,8 +19,8 @@ from typing import Annotated, Any, Callable, Iterator
 from pydantic import BaseModel, BeforeValidator, PlainSerializer, SecretStr
 
 from sharpen.errors import UserError, one_line
-
 from sharpen.overrides import SECRET_FIELD
+
 PRIVATE_PREFIX = "SHARPEN_API_KEY_"  # + a hash of the server's URL: see private_env_name
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from sharpen.errors import UserError
 from sharpen.reward_models.data import is_heldout, load_samples
-from sharpen.reward_models.prm import ProcessRewardModel, aggregate, math_shepherd_labels
+from sharpen.reward_models.prm import ProcessRewardModel, aggregate, math_shepherd_labels, split_steps
 from sharpen.seeds import derive_seed
 from sharpen.stats import auroc
 from sharpen.types import SamplingParams
@@ -87,7 +87,7 @@ def train_process_reward_model(run_dir: Path, out: Path, r: int = 1, rollouts: i
     params = SamplingParams(n=rollouts, temperature=recipe.sample.temperature, top_p=recipe.sample.top_p,
                             max_new_tokens=recipe.sample.max_new_tokens)
     t0 = time.time()
-    queries = sum(max(len([x for x in c.strip().split(sep) if x.strip()]) - 1, 0) for _, c in train_items)
+    queries = sum(max(len(split_steps(c, sep)) - 1, 0) for _, c in train_items)
     with (progress("step labels", queries) if progress else nullcontext(lambda k: None)) as advance:
         soft = math_shepherd_labels(engine.generate, task, train_items, rollouts, params,
                                     lambda i, k: derive_seed(seed, "prm-rollout", i, k), sep, progress=advance)

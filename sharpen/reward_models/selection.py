@@ -26,8 +26,9 @@ def _kind(path: str) -> str:
 
 def split_dirs(methods: Sequence[str], dirs: Sequence[str]) -> tuple[list[str], list[str]]:
     """(outcome RM dirs, process RM dirs), checked against what the methods need, before sampling."""
-    outcome = [d for d in dirs if _kind(d) == "outcome"]
-    process = [d for d in dirs if _kind(d) == "process"]
+    kinds = {d: _kind(d) for d in dirs}
+    outcome = [d for d in dirs if kinds[d] == "outcome"]
+    process = [d for d in dirs if kinds[d] == "process"]
     if {"rm", "rm_vote"} & set(methods) and not outcome:
         raise UserError("--select rm/rm_vote: give an outcome reward model with --rm DIR (sharpen rm train)")
     if "prm" in methods and not process:

@@ -112,11 +112,11 @@ def build_data(cfg: RMTrainConfig, run_dir: Path | None, pairs_file: Path | None
 def evaluate(rm: RewardModel, data: RMData) -> dict[str, Any]:
     """Held-out pairwise accuracy (ties count half) and AUROC of the score against the label."""
     out: dict[str, Any] = {}
-    if data.heldout_pairs:
-        n = len(data.heldout_pairs)
-        sc = rm.score([p.prompt for p in data.heldout_pairs] * 2,
-                      [p.chosen for p in data.heldout_pairs] + [p.rejected for p in data.heldout_pairs])
-        wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(sc[:n], sc[n:])]
+    n = len(data.heldout_pairs)
+    pair_scores = rm.score([p.prompt for p in data.heldout_pairs] * 2,
+                           [p.chosen for p in data.heldout_pairs] + [p.rejected for p in data.heldout_pairs])
+    if n:
+        wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(pair_scores[:n], pair_scores[n:])]
         out["pairwise_accuracy"] = sum(wins) / n
         out["pairs"] = n
     if data.heldout_samples:
@@ -124,9 +124,8 @@ def evaluate(rm: RewardModel, data: RMData) -> dict[str, Any]:
         out["auroc"] = auroc(sc, [s.label for s in data.heldout_samples])
         out["samples"] = len(data.heldout_samples)
         out["positive_rate"] = sum(s.label for s in data.heldout_samples) / len(data.heldout_samples)
-    elif data.heldout_pairs:  # a pairs file: chosen are the positives
-        n = len(data.heldout_pairs)
-        out["auroc"] = auroc(sc, [True] * n + [False] * n)
+    elif n:  # a pairs file: chosen are the positives
+        out["auroc"] = auroc(pair_scores, [True] * n + [False] * n)
     return out
 
 
@@ -140,31 +139,27 @@ def fit(rm: RewardModel, data: RMData, cfg: RMTrainConfig, progress: Any = None)
     losses: list[float] = []
     rm.model.train()
     with (progress("rm train", steps) if progress else nullcontext(lambda k: None)) as advance:
-        _epochs(rm, items, cfg, opt, params, rng, losses, advance)
+        for _ in range(cfg.epochs):
+            order = list(range(len(items)))
+            rng.shuffle(order)
+            for i in range(0, len(order), cfg.batch_size):
+                batch = [items[j] for j in order[i:i + cfg.batch_size]]
+                if cfg.loss == "pairwise":
+                    r = rm.forward(rm.encode([p.prompt for p in batch] * 2,
+                                             [p.chosen for p in batch] + [p.rejected for p in batch]))
+                    margin = torch.tensor([p.margin for p in batch])
+                    loss = bradley_terry_loss(r[:len(batch)], r[len(batch):], margin if margin.any() else None, cfg.center)
+                else:
+                    r = rm.forward(rm.encode([s.prompt for s in batch], [s.completion for s in batch]))
+                    loss = pointwise_loss(r, torch.tensor([s.label for s in batch]))
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                losses.append(loss.item())
+                advance(1)
     rm.model.eval()
     return losses
-
-
-def _epochs(rm: RewardModel, items: list[Any], cfg: RMTrainConfig, opt: Any, params: list[Any], rng: random.Random,
-            losses: list[float], advance: Callable[[int], None]) -> None:
-    for _ in range(cfg.epochs):
-        order = list(range(len(items)))
-        rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_size):
-            batch = [items[j] for j in order[i:i + cfg.batch_size]]
-            if cfg.loss == "pairwise":
-                r = rm.forward(rm.encode([p.prompt for p in batch] * 2, [p.chosen for p in batch] + [p.rejected for p in batch]))
-                margin = torch.tensor([p.margin for p in batch])
-                loss = bradley_terry_loss(r[:len(batch)], r[len(batch):], margin if margin.any() else None, cfg.center)
-            else:
-                r = rm.forward(rm.encode([s.prompt for s in batch], [s.completion for s in batch]))
-                loss = pointwise_loss(r, torch.tensor([s.label for s in batch]))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            losses.append(loss.item())
-            advance(1)
 
 
 def train_reward_model(cfg: RMTrainConfig, out: Path, run_dir: Path | None = None, pairs_file: Path | None = None,
@@ -180,7 +175,7 @@ def train_reward_model(cfg: RMTrainConfig, out: Path, run_dir: Path | None = Non
     if run_dir is None and pairs_file is None:
         raise UserError("give RUN_DIR (a run's verified samples) or --pairs FILE")
     data = build_data(cfg, Path(run_dir) if run_dir else None, Path(pairs_file) if pairs_file else None)
-    prompt_format, system_prompt, backbone = "auto", None, backbone
+    prompt_format, system_prompt = "auto", None
     if run_dir is not None:
         backbone, prompt_format, system_prompt = _run_backbone(Path(run_dir), backbone)
     if backbone is None:

@@ -119,9 +119,9 @@ class ChainTask(ProceduralTask):
         start = rng.randint(10 ** (self.cfg.width - 1) if self.cfg.width > 1 else 0, self.top)
         value, chain = start, []
         for _ in range(k):
-            ops = sorted({op for op, _ in self._options(value)})
-            op = rng.choice(ops)  # the op first, so a rare op (mul) is not drowned by many operands
-            b = rng.choice([b for o, b in self._options(value) if o == op])
+            options = self._options(value)
+            op = rng.choice(sorted({o for o, _ in options}))  # the op first, so a rare op (mul) is not drowned by many operands
+            b = rng.choice([b for o, b in options if o == op])
             chain.append((op, b))
             value = apply(op, value, b)
         return self.make_problem(start, chain)
