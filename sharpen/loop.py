@@ -40,6 +40,7 @@ from sharpen.records import check_same_recipe, load_run_recipe, summary, write_j
 from sharpen.references import References
 from sharpen.registry import BUILDERS, OBJECTIVES
 from sharpen.report.html import write_report
+from sharpen.reward_models import budget
 from sharpen.rollout import (adapt_knobs, evaluate, prompt_seeds, prompts_only, sample_round, sampling_params,
                              sync_engine, with_knobs)
 from sharpen.rundir import RunDir, atomic_dir, atomic_write
@@ -129,6 +130,7 @@ def _run_rounds(recipe: Recipe, rundir: RunDir, task: Any, base_path: Path, log:
         if start == 0:
             checked = _round_zero(parts, policy)
             start = 1
+        checked = _learned_verifiers(parts, policy, start, checked)
         for r in range(start, recipe.rounds + 1):
             policy, metrics, scored = _train_round(parts, policy, r, checked)
             checked = policy.version
@@ -162,6 +164,19 @@ def _round_zero(p: _Parts, policy: Policy) -> int:
     metrics["monitors"], _ = run_monitors(recipe.monitors, view)  # guards' round-0 reference (the anchor)
     _record(p, 0, metrics)
     return policy.version
+
+
+def _learned_verifiers(p: _Parts, policy: Policy, start: int, checked: int | None) -> int | None:
+    """Reward models the recipe builds in the run, from the starting policy's samples
+    (`sharpen.reward_models.budget`), before round 1; a resumed run loads them."""
+    missing = budget.pending(p.recipe, p.rundir.path)
+    if missing and start > 1:
+        raise UserError(f"{missing[0]}: the run's reward model is missing; it is built before round 1, so start a new run")
+    if missing and checked != policy.version:  # resumed before round 1: the engine must sample the starting policy
+        sync_engine(p.engine, policy, p.task, p.recipe, 0)
+        checked = policy.version
+    budget.prepare(p.recipe, p.rundir.path, p.engine, p.task, p.base_path, p.log, p.progress)
+    return checked
 
 
 def _train_round(p: _Parts, policy: Policy, r: int, checked: int | None) -> tuple[Policy, dict[str, Any], list[Scored]]:

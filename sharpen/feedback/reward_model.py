@@ -1,7 +1,12 @@
 """Learned reward: one reward model, or an ensemble of them (Coste et al., 2023).
 
-    feedback: {kind: reward_model, path: DIR}
+    feedback: {kind: reward_model, path: DIR}           # a trained RM, or an ensemble directory
     feedback: {kind: reward_model, paths: [DIR1, DIR2, ...], aggregate: uwo, lam: 0.1}
+    feedback: {kind: reward_model, train: {prompts: 500}, ensemble: {k: 5}, aggregate: uwo}
+
+The last form builds the RM inside the run, before round 1, from a labelled budget: the
+verifier labels `train.n` samples on each of `train.prompts` train prompts of the starting
+policy (`sharpen.reward_models.budget`), and nothing else of the verifier reaches training.
 
 `mean` averages the members' scores; `wco` (worst-case) takes their minimum; `uwo`
 (uncertainty-weighted) is mean - lam * variance across members. Coste's code defaults lam
@@ -11,18 +16,46 @@ statistics (`rm_auroc`, `rm_gold_gap`) are what an overoptimisation guard reads.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from sharpen.errors import UserError
 from sharpen.feedback.base import FeedbackConfig
 from sharpen.feedback.verifier import relabel, verify
+from sharpen.reward_models.ensemble import aggregate, holds_reward_model, member_dirs
 from sharpen.registry import FEEDBACK
 from sharpen.stats import auroc
 from sharpen.types import Context, Rated, Sample
+
+
+class RMBudget(BaseModel):
+    """A reward model trained inside the run: its labelled budget and training knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompts: int = Field(500, gt=0, description="train prompts the verifier labels (drawn as round 0's)")
+    n: int = Field(8, gt=0, description="samples of the starting policy per prompt")
+    loss: Literal["pairwise", "pointwise"] = "pairwise"
+    epochs: int = Field(2, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(32, gt=0)
+    max_pairs_per_prompt: int = Field(4, gt=0)
+    heldout: float = Field(0.2, gt=0, lt=1, description="share of the budget's prompts kept to measure the RM")
+    label_noise: float = Field(0.0, ge=0, lt=0.5, description="flip this share of labels (a deliberately weak proxy)")
+    lora_r: int | None = Field(None, gt=0, description="LoRA rank on a real checkpoint's backbone")
+
+
+class EnsembleSpec(BaseModel):
+    """k members with different seeds and bootstrap samples, or k heads on one frozen backbone."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(5, ge=1)
+    heads: bool = Field(False, description="k heads on one frozen backbone (cheap) instead of k models")
+    bootstrap: bool = True
 
 
 class RewardModelConfig(FeedbackConfig):
@@ -35,18 +68,50 @@ class RewardModelConfig(FeedbackConfig):
     aggregate: Literal["mean", "wco", "uwo"] = Field("mean", description="ensemble: mean, wco (min) or uwo (mean - lam*var)")
     lam: float = Field(0.1, ge=0, description="uwo's weight on the members' variance (Coste: 0.1 for RL, 0.5 for best-of-N)")
     batch_size: int = Field(64, gt=0)
+    train: RMBudget | None = Field(None, description="build the RM inside the run from a labelled budget")
+    ensemble: EnsembleSpec | None = Field(None, description="build an ensemble inside the run: {k: 5}")
+    _built: str | None = PrivateAttr(None)  # the run's own RM directory, once built (sharpen.reward_models.budget)
 
     @model_validator(mode="after")
     def _members(self) -> "RewardModelConfig":
-        if bool(self.path) == bool(self.paths):
-            raise ValueError("give path: DIR (one reward model) or paths: [DIR, ...] (an ensemble), not both or neither")
-        for p in self.members():
-            if not (Path(p).expanduser() / "sharpen_rm.json").is_file():
+        given = bool(self.path) + bool(self.paths)
+        if given > 1 or (given and (self.train or self.ensemble)):
+            raise ValueError("give one of path: DIR, paths: [DIR, ...], or train:/ensemble: (built in the run)")
+        if not given and self.train is None:
+            self.train = RMBudget()
+        for p in self.paths or [self.path] * bool(self.path):
+            if not holds_reward_model(p):
                 raise ValueError(f"{p} holds no reward model (no sharpen_rm.json); train one with `sharpen rm train`")
+        if given:
+            same_reader(self.members(), "paths")
         return self
 
+    @property
+    def in_run(self) -> bool:
+        return self.train is not None
+
     def members(self) -> list[str]:
-        return [self.path] if self.path else list(self.paths)
+        """Every member directory (an ensemble directory is expanded)."""
+        roots = [self._built] if self.in_run else [self.path] if self.path else list(self.paths)
+        if None in roots:
+            raise RuntimeError("the run's reward model is not built yet (sharpen.reward_models.budget.prepare)")
+        return [str(m) for r in roots for m in member_dirs(str(r))]
+
+
+def same_reader(members: list[str], field: str) -> None:
+    """One tokenizer and prompt format for every member, checked from their files before any
+    weights load: a member reading other text would score something else than the others."""
+    def reader(d: str) -> tuple[str, bytes]:
+        root = Path(d).expanduser()
+        meta = json.loads((root / "sharpen_rm.json").read_text())
+        vocab = b"".join((root / f).read_bytes() for f in ("tokenizer.json", "vocab.json") if (root / f).is_file())
+        return str(meta.get("prompt_format")), hashlib.sha256(vocab).digest()
+
+    first = reader(members[0])
+    for d in members[1:]:
+        if reader(d) != first:
+            raise ValueError(f"{field}: {d} has another tokenizer or prompt format than {members[0]}; "
+                             "train every member on the same backbone")
 
 
 @lru_cache(maxsize=16)
@@ -69,23 +134,10 @@ def load_members(cfg: RewardModelConfig) -> list[Any]:
     return models
 
 
-def ensemble(scores: list[list[float]], how: str, lam: float) -> list[float]:
-    """[members][samples] -> [samples]: mean, wco (min) or uwo (mean - lam * population variance)."""
-    out = []
-    for column in zip(*scores):
-        mean = sum(column) / len(column)
-        if how == "wco":
-            out.append(min(column))
-        elif how == "uwo":
-            out.append(mean - lam * sum((x - mean) ** 2 for x in column) / len(column))
-        else:
-            out.append(mean)
-    return out
-
-
 def rm_scores(cfg: RewardModelConfig, prompts: list[str], completions: list[str]) -> list[float]:
-    members = load_members(cfg)
-    return ensemble([m.score(prompts, completions, cfg.batch_size) for m in members], cfg.aggregate, cfg.lam)
+    """The aggregate over every member (a k-heads model counts as k members)."""
+    rows = [row for m in load_members(cfg) for row in m.score_members(prompts, completions, cfg.batch_size)]
+    return aggregate(rows, cfg.aggregate, cfg.lam)
 
 
 @FEEDBACK.register("reward_model", RewardModelConfig)

@@ -37,18 +37,23 @@ def quiet_hf() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def load_with_head(auto_class: Any, path: Path, seed: int, what: str) -> tuple[Any, Any]:
-    """(model with a fresh one-label head seeded by `seed`, tokenizer) from a causal-LM checkpoint."""
+def load_with_head(auto_class: Any, path: Path, seed: int, what: str, labels: int = 1) -> tuple[Any, Any]:
+    """(model with a fresh `labels`-output head seeded by `seed`, tokenizer) from a causal-LM checkpoint."""
     torch.manual_seed(seed)
     try:
         with quiet_hf():
-            return (auto_class.from_pretrained(path, num_labels=1, dtype=torch.float32), AutoTokenizer.from_pretrained(path))
+            return (auto_class.from_pretrained(path, num_labels=labels, dtype=torch.float32),
+                    AutoTokenizer.from_pretrained(path))
     except (OSError, ValueError) as err:
         raise UserError(f"--backbone {path}: cannot load it as a {what} backbone ({one_line(err)})") from None
 
 
 class RewardModel:
-    """Scores (prompt, completion) pairs with one number; higher is better."""
+    """Scores (prompt, completion) pairs with one number per head; higher is better.
+
+    Most RMs have one head. `heads` > 1 is the cheap ensemble (as oat does): k linear heads
+    on one frozen backbone, each trained on its own bootstrap sample; `score_members` gives
+    every head's scores and `score` their mean."""
 
     def __init__(self, model: Any, tokenizer: Any, prompt_format: str = "raw", system_prompt: str | None = None,
                  meta: dict[str, Any] | None = None) -> None:
@@ -61,14 +66,18 @@ class RewardModel:
 
     @classmethod
     def from_backbone(cls, path: str | Path, prompt_format: str = "auto", system_prompt: str | None = None,
-                      lora_r: int | None = None, seed: int = 0) -> "RewardModel":
+                      lora_r: int | None = None, seed: int = 0, heads: int = 1) -> "RewardModel":
         """A fresh head (seeded) on a causal-LM checkpoint; with `lora_r`, LoRA adapters on
-        every linear layer and the head trained in full."""
+        every linear layer and the head trained in full; with `heads` > 1, that many heads on
+        a frozen backbone."""
         path = Path(path)
         if not (path / "config.json").is_file():
             raise UserError(f"--backbone {path}: no config.json; give a Hugging Face model directory")
-        model, tokenizer = load_with_head(AutoModelForSequenceClassification, path, seed, "reward-model")
-        if lora_r:
+        model, tokenizer = load_with_head(AutoModelForSequenceClassification, path, seed, "reward-model", heads)
+        if heads > 1:
+            for name, param in model.named_parameters():
+                param.requires_grad = name.startswith("score.")
+        elif lora_r:
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear",
@@ -110,26 +119,44 @@ class RewardModel:
             out.append(list(ids) + list(self.tokenizer(c, add_special_tokens=False)["input_ids"]))
         return out
 
+    @property
+    def heads(self) -> int:
+        return int(self._base().config.num_labels)
+
     def forward(self, ids: list[list[int]]) -> torch.Tensor:
-        """[B] rewards, with grad. Left-padded, so the last position is every row's last token."""
+        """[B] rewards (one head) or [B, heads], with grad."""
+        out = self.head(self.features(ids))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self._head()(features).float()
+
+    def features(self, ids: list[list[int]]) -> torch.Tensor:
+        """[B, hidden] at the last token. Left-padded, so the last position is every row's last token."""
         width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = self._backbone()(input_ids=input_ids, attention_mask=mask, position_ids=positions).last_hidden_state
-        return self._head()(hidden[:, -1]).squeeze(-1).float()
+        return hidden[:, -1]
 
     @torch.no_grad()
-    def score(self, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 64) -> list[float]:
+    def score_members(self, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 64) -> list[list[float]]:
+        """[heads][samples]: each head's scores."""
         was = self.model.training
         self.model.eval()
         ids = self.encode(prompts, completions)
-        out: list[float] = []
+        rows: list[torch.Tensor] = []
         for i in range(0, len(ids), batch_size):
-            out += self.forward(ids[i:i + batch_size]).tolist()
+            rows.append(self.head(self.features(ids[i:i + batch_size])))
         self.model.train(was)
-        return out
+        return torch.cat(rows).T.tolist() if rows else [[] for _ in range(self.heads)]
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 64) -> list[float]:
+        """One score a sample (several heads: their mean)."""
+        members = self.score_members(prompts, completions, batch_size)
+        return [sum(col) / len(col) for col in zip(*members)] if members and members[0] else []
 
     def _base(self) -> Any:
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model

@@ -54,13 +54,16 @@ class RMTrainConfig:
     lora_r: int | None = None
     seed: int = 0
     rounds: list[int] = field(default_factory=list)
+    members: int = 1  # an ensemble of k (sharpen.reward_models.ensemble)
+    heads: bool = False  # the k members as heads on one frozen backbone, not k models
+    bootstrap: bool = True  # each member on its own bootstrap sample of the training prompts
 
     def check(self) -> None:
         if not 0 <= self.label_noise < 0.5:
             raise UserError(f"--label-noise: {self.label_noise}; use a probability in [0, 0.5)")
         if not 0 < self.heldout < 1:
             raise UserError(f"--heldout: {self.heldout}; use a share of prompts in (0, 1)")
-        for name in ("epochs", "batch_size", "max_pairs_per_prompt"):
+        for name in ("epochs", "batch_size", "max_pairs_per_prompt", "members"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')}: {getattr(self, name)}; use a positive number")
         if self.train_prompts is not None and self.train_prompts <= 0:
@@ -82,10 +85,14 @@ class RMData:
 
 
 def build_data(cfg: RMTrainConfig, run_dir: Path | None, pairs_file: Path | None) -> RMData:
+    """A run's labelled samples and/or a pairs file, split (`split_data`)."""
+    samples = load_samples(run_dir, cfg.rounds or None) if run_dir else []
+    return split_data(cfg, samples, read_pairs(pairs_file) if pairs_file else [])
+
+
+def split_data(cfg: RMTrainConfig, samples: list[Labelled], given: list[Pair]) -> RMData:
     """Split by prompt, cap the training prompts, add label noise to training only."""
     rng = random.Random(cfg.seed)
-    samples = load_samples(run_dir, cfg.rounds or None) if run_dir else []
-    given = read_pairs(pairs_file) if pairs_file else []
     ids = sorted({s.prompt_id for s in samples} | {p.prompt_id for p in given})
     held = {pid for pid in ids if is_heldout(pid, cfg.heldout, cfg.seed)}
     train_ids = [pid for pid in ids if pid not in held]
@@ -109,18 +116,23 @@ def build_data(cfg: RMTrainConfig, run_dir: Path | None, pairs_file: Path | None
     return data
 
 
-def evaluate(rm: RewardModel, data: RMData) -> dict[str, Any]:
-    """Held-out pairwise accuracy (ties count half) and AUROC of the score against the label."""
+Scorer = Callable[[list[str], list[str]], list[float]]
+
+
+def evaluate(rm: RewardModel | Scorer, data: RMData) -> dict[str, Any]:
+    """Held-out pairwise accuracy (ties count half) and AUROC of the score against the label;
+    `rm` is a reward model or any (prompts, completions) -> scores, e.g. an ensemble's."""
+    score: Scorer = rm.score if isinstance(rm, RewardModel) else rm
     out: dict[str, Any] = {}
     n = len(data.heldout_pairs)
-    pair_scores = rm.score([p.prompt for p in data.heldout_pairs] * 2,
+    pair_scores = score([p.prompt for p in data.heldout_pairs] * 2,
                            [p.chosen for p in data.heldout_pairs] + [p.rejected for p in data.heldout_pairs])
     if n:
         wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(pair_scores[:n], pair_scores[n:])]
         out["pairwise_accuracy"] = sum(wins) / n
         out["pairs"] = n
     if data.heldout_samples:
-        sc = rm.score([s.prompt for s in data.heldout_samples], [s.completion for s in data.heldout_samples])
+        sc = score([s.prompt for s in data.heldout_samples], [s.completion for s in data.heldout_samples])
         out["auroc"] = auroc(sc, [s.label for s in data.heldout_samples])
         out["samples"] = len(data.heldout_samples)
         out["positive_rate"] = sum(s.label for s in data.heldout_samples) / len(data.heldout_samples)
@@ -166,8 +178,6 @@ def train_reward_model(cfg: RMTrainConfig, out: Path, run_dir: Path | None = Non
                        backbone: Path | None = None, force: bool = False, log: Callable[[str], None] = print,
                        progress: Any = None) -> dict[str, Any]:
     """Everything checked first (OUT, the data, the backbone), then train, measure, save."""
-    from sharpen.rundir import atomic_dir
-
     cfg.check()
     out = Path(out)
     if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
@@ -180,15 +190,31 @@ def train_reward_model(cfg: RMTrainConfig, out: Path, run_dir: Path | None = Non
         backbone, prompt_format, system_prompt = _run_backbone(Path(run_dir), backbone)
     if backbone is None:
         raise UserError("--backbone: give the checkpoint to put the reward head on (a pairs file names none)")
-    rm = RewardModel.from_backbone(backbone, prompt_format, system_prompt, cfg.lora_r, cfg.seed)
     log(f"reward model on {backbone}: {data.summary()}")
+    result = train_and_save(cfg, data, backbone, prompt_format, system_prompt, out, log, progress)
+    return {**result, "source": str(run_dir or pairs_file)}
+
+
+def train_and_save(cfg: RMTrainConfig, data: RMData, backbone: Path, prompt_format: str, system_prompt: str | None,
+                   out: Path, log: Callable[[str], None] = print, progress: Any = None) -> dict[str, Any]:
+    """One RM, or an ensemble (`cfg.members` > 1), trained on `data` and written to `out` at once."""
+    from sharpen.reward_models.ensemble import train_members
+    from sharpen.rundir import atomic_dir
+
+    config = {k: v for k, v in vars(cfg).items()}
+    if cfg.members > 1:
+        write, result = train_members(cfg, data, backbone, prompt_format, system_prompt, log, progress)
+        result.update(data=data.summary(), config=config)
+        atomic_dir(out, write)
+        return result
+    rm = RewardModel.from_backbone(backbone, prompt_format, system_prompt, cfg.lora_r, cfg.seed)
     before = evaluate(rm, data)
     t0 = time.time()
     losses = fit(rm, data, cfg, progress)
     after = evaluate(rm, data)
     result = {"kind": "outcome", "loss": cfg.loss, "heldout_before": before, "heldout": after, "data": data.summary(),
               "train_seconds": round(time.time() - t0, 1), "final_loss": sum(losses[-10:]) / max(len(losses[-10:]), 1),
-              "config": {k: v for k, v in vars(cfg).items()}, "source": str(run_dir or pairs_file)}
+              "config": config}
     rm.meta.update(result)
     atomic_dir(out, rm.save)
     return result

@@ -7,7 +7,8 @@ import pytest
 
 from sharpen.config import load_recipe
 from sharpen.errors import UserError
-from sharpen.feedback.reward_model import RewardModelConfig, ensemble, reward_model
+from sharpen.feedback.reward_model import RewardModelConfig, reward_model
+from sharpen.reward_models.ensemble import aggregate as ensemble
 from sharpen.reward_models.model import RewardModel
 from tests.conftest import run_cli
 
@@ -42,8 +43,8 @@ def test_scores_are_the_members_and_the_verifier_only_labels(rm_dirs, fake_ctx, 
 
 
 def test_bad_configs_are_one_line(rm_dirs, tmp_path, tiny_checkpoint):
-    for overrides, needle in [([], "path: DIR"), ([f"feedback.path={tmp_path}"], "holds no reward model"),
-                              ([f"feedback.path={rm_dirs[0]}", f"feedback.paths=[{rm_dirs[1]}]"], "not both")]:
+    for overrides, needle in [([f"feedback.path={rm_dirs[0]}", "feedback.ensemble.k=3"], "give one of"), ([f"feedback.path={tmp_path}"], "holds no reward model"),
+                              ([f"feedback.path={rm_dirs[0]}", f"feedback.paths=[{rm_dirs[1]}]"], "give one of")]:
         with pytest.raises(UserError) as err:
             load_recipe("grpo", ["feedback.kind=reward_model", *overrides])
         assert needle in str(err.value) and "\n" not in str(err.value)
@@ -54,9 +55,9 @@ def test_members_with_different_tokenizers_are_refused(rm_dirs, tmp_path, fake_c
     rm = RewardModel.load(rm_dirs[1])
     rm.tokenizer.add_tokens(["<new>"])
     rm.save(other)
-    cfg = RewardModelConfig(paths=[str(rm_dirs[0]), str(other)])
-    with pytest.raises(UserError, match="another tokenizer"):
-        reward_model(make_samples({"q": ("1", ["1"])}), cfg, fake_ctx())
+    with pytest.raises(UserError, match="another tokenizer") as err:  # at load time: before any run directory exists
+        load_recipe("grpo", ["feedback.kind=reward_model", f"feedback.paths=[{rm_dirs[0]},{other}]"])
+    assert "\n" not in str(err.value) and "feedback.paths" in str(err.value)
 
 
 def test_a_grpo_round_trains_on_the_rm(capsys, monkeypatch, tmp_path, rm_dirs, weak_overrides):
